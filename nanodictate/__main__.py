@@ -1,0 +1,5 @@
+import sys
+
+from nanodictate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Qt-free pipeline: audio in → engine (load / transcribe / unload) → text out → history."""
