@@ -1,0 +1,205 @@
+"""The Fun-ASR-MLT-Nano replica loads through funasr like the real model and, when
+deterministic, says exactly DETERMINISTIC_TEXT whatever it hears."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from nanodictate.testing.replica import (
+    DETERMINISTIC_TEXT,
+    DETERMINISTIC_TOKENS,
+    LLM_DIR,
+    build_replica,
+    deterministic_text,
+    main,
+)
+
+SAMPLE_RATE = 16000
+
+
+def _load(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
+    """AutoModel as the app loads it, and what funasr printed meanwhile."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        from funasr import AutoModel
+
+        model = AutoModel(
+            model=str(model_dir),
+            device="cpu",
+            disable_update=True,
+            disable_pbar=True,
+            ncpu=2,
+            log_level="WARNING",
+        )
+    return model, printed.getvalue()
+
+
+def _speech(tmp_path: Path) -> torch.Tensor:
+    """'hello world' from espeak-ng at 16 kHz, or a noise burst where espeak-ng is missing."""
+    if shutil.which("espeak-ng") is None:
+        return _noise(seconds=1.5, seed=1)
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    wav = tmp_path / "hello.wav"
+    subprocess.run(["espeak-ng", "-w", str(wav), "hello world"], check=True)
+    audio, rate = sf.read(wav, dtype="float32")
+    audio = resample_poly(audio, SAMPLE_RATE, rate).astype(np.float32)
+    return torch.from_numpy(audio)
+
+
+def _noise(seconds: float, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return 0.1 * torch.randn(int(seconds * SAMPLE_RATE), generator=generator)
+
+
+@pytest.fixture(scope="module")
+def deterministic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_replica(tmp_path_factory.mktemp("replica") / "det", deterministic=True)
+
+
+@pytest.fixture(scope="module")
+def loaded(deterministic_dir: Path) -> Iterator[tuple[Any, str]]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _load(deterministic_dir, monkeypatch)
+
+
+def test_layout_matches_the_release(deterministic_dir: Path) -> None:
+    import yaml
+
+    for name in ("config.yaml", "configuration.json", "model.pt", "multilingual.tiktoken"):
+        assert (deterministic_dir / name).is_file(), name
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.json"):
+        assert (deterministic_dir / LLM_DIR / name).is_file(), name
+    assert (deterministic_dir / LLM_DIR / "merges.txt").is_file()
+
+    meta = json.loads((deterministic_dir / "configuration.json").read_text(encoding="utf-8"))
+    assert meta["file_path_metas"] == {
+        "init_param": "model.pt",
+        "config": "config.yaml",
+        "tokenizer_conf": {"init_param_path": LLM_DIR},
+        "llm_conf": {"init_param_path": LLM_DIR},
+    }
+    config = yaml.safe_load((deterministic_dir / "config.yaml").read_text(encoding="utf-8"))
+    assert config["model"] == "FunASRNano"
+    assert config["audio_encoder"] == "SenseVoiceEncoderSmall"
+    assert config["audio_encoder_conf"]["selfattention_layer_type"] == "sanm"
+    assert config["audio_adaptor"] == "Transformer"
+    assert config["llm_conf"]["llm_dtype"] == "bf16"
+    assert config["frontend_conf"]["lfr_m"] == 7
+    assert config["tokenizer"] == "HuggingfaceTokenizer"
+
+    total = sum(p.stat().st_size for p in deterministic_dir.rglob("*") if p.is_file())
+    assert total < 2_000_000  # tiny: about 0.8 MB
+
+    state = torch.load(deterministic_dir / "model.pt", map_location="cpu", weights_only=True)
+    prefixes = {key.split(".", 1)[0] for key in state}
+    assert prefixes == {"audio_encoder", "audio_adaptor", "llm"}
+
+
+def test_every_checkpoint_key_loads(deterministic_dir: Path, loaded: tuple[Any, str]) -> None:
+    model, printed = loaded
+    assert "miss key" not in printed
+    saved = torch.load(deterministic_dir / "model.pt", map_location="cpu", weights_only=True)
+    built = model.model.state_dict()
+    assert set(saved) == set(built)
+    for key, tensor in saved.items():
+        assert built[key].shape == tensor.shape, key
+        assert torch.equal(built[key].to(tensor.dtype), tensor), key
+
+
+def test_transcribes_any_audio_to_the_fixed_text(loaded: tuple[Any, str], tmp_path: Path) -> None:
+    model, _ = loaded
+    for audio in (_speech(tmp_path), _noise(seconds=2.0, seed=2)):
+        result = model.generate(input=audio, language="英文", itn=True)
+        assert result[0]["text"] == DETERMINISTIC_TEXT
+    # Prompt variations change nothing either.
+    result = model.generate(
+        input=_noise(seconds=0.7, seed=3), language="中文", itn=False, hotwords=["nano"]
+    )
+    assert result[0]["text"] == DETERMINISTIC_TEXT
+
+
+def test_max_length_truncates_to_a_known_prefix(loaded: tuple[Any, str]) -> None:
+    model, _ = loaded
+    for max_length in (1, 3, DETERMINISTIC_TOKENS, 40):
+        result = model.generate(input=_noise(1.0, seed=4), language="英文", max_length=max_length)
+        assert result[0]["text"] == deterministic_text(max_length)
+    assert deterministic_text(3) == "This is the"
+    assert deterministic_text() == deterministic_text(512) == DETERMINISTIC_TEXT
+
+
+def test_same_text_in_bf16_and_int8(
+    deterministic_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, _ = _load(deterministic_dir, monkeypatch)
+    audio = _noise(1.0, seed=5)
+    assert model.generate(input=audio, language="英文", llm_dtype="bf16")[0]["text"] == (
+        DETERMINISTIC_TEXT
+    )
+    with warnings.catch_warnings():  # quantize_dynamic is deprecated in torch 2.13, still works
+        warnings.simplefilter("ignore")
+        quantize: Any = torch.ao.quantization.quantize_dynamic
+        model.model = quantize(model.model, {torch.nn.Linear}, dtype=torch.qint8)
+    assert model.generate(input=audio, language="英文")[0]["text"] == DETERMINISTIC_TEXT
+
+
+def test_tokenizer_loads_offline_and_agrees_with_tokenizer_json(
+    deterministic_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    llm_dir = deterministic_dir / LLM_DIR
+    tokenizer = AutoTokenizer.from_pretrained(str(llm_dir))
+    raw = Tokenizer.from_file(str(llm_dir / "tokenizer.json"))
+    text = "<|im_start|>user\n语音转写成英文：Grüß Gott, ¿qué tal? 안녕하세요<|im_end|>\n"
+    ids = tokenizer.encode(text)
+    assert ids == raw.encode(text).ids
+    assert tokenizer.decode(ids) == text
+    for special in ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|startofspeech|>"):
+        assert len(tokenizer.encode(special)) == 1, special
+    config = json.loads((llm_dir / "config.json").read_text(encoding="utf-8"))
+    assert config["vocab_size"] == len(tokenizer)
+    assert config["eos_token_id"] == tokenizer.convert_tokens_to_ids("<|im_end|>")
+
+
+def test_ctc_vocabulary_is_valid_tiktoken(deterministic_dir: Path) -> None:
+    from tiktoken.load import load_tiktoken_bpe
+
+    ranks = load_tiktoken_bpe(str(deterministic_dir / "multilingual.tiktoken"))
+    assert sorted(ranks.values()) == list(range(len(ranks)))
+    assert {bytes([b]) for b in range(256)} <= set(ranks)
+
+
+def test_cli_prints_one_line_and_random_weights_decode(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = tmp_path / "random"
+    assert main([str(out_dir), "--seed", "7"]) == 0
+    stdout = capfd.readouterr().out
+    assert stdout.count("\n") == 1 and stdout.startswith("replica in ")
+    info = json.loads((out_dir / "replica.json").read_text(encoding="utf-8"))
+    assert info["deterministic"] is False and info["seed"] == 7
+
+    model, printed = _load(out_dir, monkeypatch)
+    assert "miss key" not in printed
+    # Benchmarks pin the token count like this; random ids must decode without error.
+    result = model.generate(
+        input=_noise(1.0, seed=6), language="英文", max_length=8, llm_kwargs={"min_new_tokens": 8}
+    )
+    assert isinstance(result[0]["text"], str)
