@@ -49,3 +49,21 @@ def speech_detector(vad_model_dir: Path) -> Iterator[SpeechDetector]:
     detector.load()
     yield detector
     detector.unload()
+
+
+# ---------------------------------------------------------------------------------------------
+# Models (tests/test_engine.py, the app's end-to-end tests)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory: pytest.TempPathFactory, vad_model_dir: Path) -> Path:
+    """A models folder as the app expects it: the tiny deterministic replica and FSMN-VAD."""
+    import shutil
+
+    from nanodictate.testing.replica import build_replica
+
+    root = tmp_path_factory.mktemp("models")
+    build_replica(root / "Fun-ASR-MLT-Nano-2512", deterministic=True)
+    shutil.copytree(vad_model_dir, root / "fsmn-vad")
+    return root

@@ -1,0 +1,268 @@
+"""Command line: ``nanodictate`` (tray app), ``transcribe``, ``models``, and ``toggle``,
+``start``, ``stop``, ``cancel`` for the running tray app (bind them to keys on Wayland).
+
+Failures the user can act on print one line and exit non-zero; no traceback reaches the
+terminal unless ``-vv`` asks for debugging output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from nanodictate import __version__
+from nanodictate.log_setup import configure_logging
+
+log = logging.getLogger("nanodictate")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Sent to the running tray app; a compositor key binding runs these on Wayland.
+REMOTE_COMMANDS = {
+    "toggle": "start or stop dictation in the running app",
+    "start": "start dictation in the running app",
+    "stop": "stop dictation in the running app and paste the text",
+    "cancel": "cancel the dictation in progress",
+}
+
+
+def _add_model_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="folder holding the models (default: the user data folder); "
+        "a Fun-ASR model folder itself is accepted too",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nanodictate.core.engine import DeviceChoice, Precision
+    from nanodictate.core.languages import LANGUAGES
+
+    parser = argparse.ArgumentParser(
+        prog="nanodictate",
+        description="Local, private dictation with Fun-ASR-MLT-Nano.",
+    )
+    parser.add_argument("--version", action="version", version=f"nanodictate {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    transcribe = commands.add_parser("transcribe", help="transcribe audio files")
+    transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    transcribe.add_argument(
+        "--language",
+        "-l",
+        default="en",
+        help="language code: " + ", ".join(language.code for language in LANGUAGES),
+    )
+    transcribe.add_argument(
+        "--precision", choices=[p.value for p in Precision], default=Precision.INT8.value
+    )
+    transcribe.add_argument(
+        "--device", choices=[d.value for d in DeviceChoice], default=DeviceChoice.AUTO.value
+    )
+    transcribe.add_argument(
+        "--hotword",
+        action="append",
+        default=[],
+        metavar="WORD",
+        help="a word or name to favour (repeatable)",
+    )
+    transcribe.add_argument("--no-itn", action="store_true", help="keep numbers as spoken words")
+    transcribe.add_argument("--threads", type=int, help="CPU threads (default: cores, at most 8)")
+    transcribe.add_argument(
+        "--json", action="store_true", help="print JSON with timings and memory"
+    )
+    _add_model_dir(transcribe)
+
+    models = commands.add_parser("models", help="list, download or verify models")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    listing = model_commands.add_parser("list", help="show installed models")
+    _add_model_dir(listing)
+    download = model_commands.add_parser("download", help="download a model")
+    download.add_argument("name", help="fun-asr-mlt-nano or fsmn-vad")
+    download.add_argument(
+        "--source",
+        choices=["huggingface", "modelscope"],
+        default="huggingface",
+        help="hub to download from (the other is tried if it fails)",
+    )
+    _add_model_dir(download)
+    verify = model_commands.add_parser("verify", help="check a model folder")
+    verify.add_argument("name", help="fun-asr-mlt-nano or fsmn-vad")
+    _add_model_dir(verify)
+
+    for name, summary in REMOTE_COMMANDS.items():
+        commands.add_parser(name, help=summary)
+    return parser
+
+
+def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
+    """(ASR folder, VAD folder) for a ``--model-dir`` that is a models root or an ASR folder."""
+    from nanodictate.core.model_store import (
+        FSMN_VAD,
+        FUN_ASR_MLT_NANO,
+        default_models_dir,
+        model_folder,
+    )
+
+    if model_dir is not None and (model_dir / "configuration.json").is_file():
+        asr = model_dir
+        vad = model_folder(FSMN_VAD, model_dir.parent)
+        if not vad.is_dir():
+            vad = model_folder(FSMN_VAD, default_models_dir())
+        return asr, vad
+    root = model_dir or default_models_dir()
+    return model_folder(FUN_ASR_MLT_NANO, root), model_folder(FSMN_VAD, root)
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    from nanodictate.core.engine import Engine
+    from nanodictate.core.languages import language_for
+    from nanodictate.core.model_store import default_cache_dir
+
+    try:
+        language_for(args.language)
+    except ValueError as error:
+        print(f"nanodictate: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [str(path) for path in args.files if not path.is_file()]
+    if missing:
+        print(f"nanodictate: no such file: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_FAILED
+    asr_dir, vad_dir = _model_folders(args.model_dir)
+    engine = Engine(asr_dir, vad_dir=vad_dir, cache_dir=default_cache_dir(), threads=args.threads)
+    report = engine.load(args.precision, args.device)
+    if report.fallback_reason:
+        print(
+            f"nanodictate: using {report.precision.value.upper()} on {report.device.upper()} "
+            f"({report.fallback_reason})",
+            file=sys.stderr,
+        )
+    failures = 0
+    for path in args.files:
+        started = time.perf_counter()
+        try:
+            result = engine.transcribe(
+                path, language=args.language, hotwords=args.hotword, itn=not args.no_itn
+            )
+        except Exception as error:
+            from nanodictate.core.errors import NanodictateError
+
+            if not isinstance(error, NanodictateError):
+                raise
+            print(f"nanodictate: {path}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        if args.json:
+            output: dict[str, Any] = {
+                "file": str(path),
+                "text": result.text,
+                "language": result.language,
+                "speech_found": result.speech_found,
+                "audio_seconds": round(result.audio_seconds, 3),
+                "segments": [asdict(segment) for segment in result.segments],
+                "timings": {
+                    "load_seconds": round(report.seconds, 3),
+                    "transcribe_seconds": round(time.perf_counter() - started, 3),
+                    **{f"{k}_seconds": round(v, 3) for k, v in result.timings.items()},
+                },
+                "precision": report.precision.value,
+                "device": report.device,
+                "memory": asdict(engine.memory_report()),
+            }
+            print(json.dumps(output, ensure_ascii=False))
+        else:
+            if not result.speech_found:
+                print(f"nanodictate: {path}: no speech detected", file=sys.stderr)
+            print(result.text)
+    engine.unload()
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from nanodictate.core import model_store
+
+    root = args.model_dir or model_store.default_models_dir()
+    if args.models_command == "list":
+        for status in model_store.describe_models(root):
+            print(f"{status.name:18} {status.state:12} {status.folder}")
+        return EXIT_OK
+    spec = model_store.spec_for(args.name)
+    if args.models_command == "verify":
+        folder = model_store.model_folder(spec, root)
+        model_store.verify_model_folder(spec, folder)
+        print(f"{spec.display_name}: complete ({folder})")
+        return EXIT_OK
+    from nanodictate.core.download import download_model, terminal_progress
+
+    folder = download_model(spec, root, source=args.source, progress=terminal_progress())
+    print(f"{spec.display_name}: downloaded to {folder}")
+    return EXIT_OK
+
+
+def run_remote(command: str) -> int:
+    from nanodictate.ui.single_instance import send_command
+
+    answer = send_command(command)
+    if answer is None:
+        print(
+            "nanodictate: the tray app is not running; start it with `nanodictate` first",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if answer != "ok":
+        print(f"nanodictate: the running app did not accept {command!r} ({answer})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    from nanodictate.core.errors import NanodictateError
+
+    try:
+        if args.command == "transcribe":
+            return run_transcribe(args)
+        if args.command == "models":
+            return run_models(args)
+        if args.command in REMOTE_COMMANDS:
+            return run_remote(args.command)
+        from nanodictate.app import run_app
+
+        return int(run_app(argv or []))
+    except NanodictateError as error:
+        print(f"nanodictate: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as error:
+        print(f"nanodictate: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except MemoryError:
+        print("nanodictate: out of memory; try --precision int8 --device cpu", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception:
+        # A bug: keep the details in the log, give the user one line.
+        log.debug("Unexpected error", exc_info=True)
+        print(
+            "nanodictate: unexpected error; run again with -vv for details",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Logging for the CLI and the tray app: ours at the chosen level, libraries kept quiet.
+
+Dictated text is never logged: no code path passes it to a logger.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+_NOISY_LIBRARIES = ("funasr", "modelscope", "transformers", "numba", "urllib3", "jieba")
+
+
+class _QuietLibraries(logging.Filter):
+    """Drop library chatter below WARNING, also what funasr logs through the root logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.name.startswith(_NOISY_LIBRARIES):
+            return False
+        return not (record.name == "root" and "/funasr/" in record.pathname.replace("\\", "/"))
+
+
+def configure_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
+    """stderr at WARNING (INFO with -v, DEBUG with -vv) and, optionally, a log file at INFO."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbosity, 2)]
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setLevel(level)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setLevel(min(level, logging.INFO))
+        handlers.append(file_handler)
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(_QuietLibraries())
+        root.addHandler(handler)
+    root.setLevel(min(h.level for h in handlers))
