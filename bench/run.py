@@ -1,0 +1,409 @@
+"""Memory and speed of nanodictate's engine beside funasr's default path, side by side.
+
+    python bench/run.py                 # full-size replica (built once, cached), CPU or GPU
+    python bench/run.py --smoke         # the same code on the tiny replica, in seconds (CI)
+
+Weights' values change neither time nor memory; shapes and token counts do. So the run uses
+a same-layout random-weight replica with the real dimensions (829.8 M parameters) and pins
+the number of decoded tokens, so both sides do the same work. Every measurement runs in a
+fresh process, so peak and resident memory belong to that measurement alone.
+
+"default" is the obvious way of running the model, as published tuning guides do:
+``funasr.AutoModel(model=dir)`` then ``generate()``, full precision, ``del`` to unload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MB = 2**20
+
+
+# ------------------------------------------------------------------------ measuring
+
+
+def rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss() -> int:
+    # ru_maxrss is the process's high-water mark, in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cuda_figures() -> dict[str, int]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "cuda_allocated": int(torch.cuda.memory_allocated()),
+        "cuda_reserved": int(torch.cuda.memory_reserved()),
+        "cuda_peak_allocated": int(torch.cuda.max_memory_allocated()),
+        "cuda_used_by_process": int(total - free),  # what the driver sees, context included
+    }
+
+
+@contextmanager
+def timed_calls(owner: Any, name: str, into: list[float]) -> Iterator[None]:
+    """Time every call of ``owner.name`` (the encoder, the LLM's generate) into ``into``."""
+    import torch
+
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        result = original(*args, **kwargs)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        into.append(time.perf_counter() - started)
+        return result
+
+    setattr(owner, name, wrapper)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def utterance(seconds: float) -> Any:
+    """Speech (espeak-ng) of about ``seconds``, with 0.3 s of silence each side."""
+    import numpy as np
+
+    from nanodictate.testing.speech import make_long_recording, speech
+
+    sentence = "the quick brown fox jumps over the lazy dog while we dictate a note"
+    parts, total = [], 0.0
+    while total < seconds - 0.6:
+        part = speech(sentence)
+        parts.append(part)
+        total += len(part) / 16000
+    recording = make_long_recording(parts, [0.2] * (len(parts) - 1), lead=0.3, tail=0.3)
+    return np.ascontiguousarray(recording.samples[: int(seconds * 16000)])
+
+
+# ------------------------------------------------------------------------ one side, one process
+
+
+def measure_ours(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from nanodictate.core.engine import Engine
+    from nanodictate.core.funasr_runtime import import_funasr
+
+    torch.set_num_threads(args.threads)
+    import_funasr()
+    audio = {s: utterance(s) for s in (5.0, 10.0)}
+    gc.collect()
+    baseline = rss()
+    result: dict[str, Any] = {"baseline_rss": baseline}
+
+    def engine(tokens: int) -> Engine:
+        return Engine(
+            Path(args.replica),
+            vad_dir=Path(args.vad),
+            cache_dir=Path(args.cache),
+            threads=args.threads,
+            decode_tokens=tokens,
+        )
+
+    first = engine(args.tokens)
+    started = time.perf_counter()
+    report = first.load(args.precision, args.device)
+    result["load_seconds"] = time.perf_counter() - started
+    result["load_from_cache"] = report.from_cache
+    result["placement"] = f"{report.precision.value}/{report.device}"
+    result["load_peak_rss"] = peak_rss()
+    result["loaded_rss"] = rss()
+    result.update({f"loaded_{k}": v for k, v in cuda_figures().items()})
+    result.update(infer(first, audio, args, lambda e: e._loaded.automodel.model))
+    result["after_inference_rss"] = rss()
+    first.unload()
+    result["unloaded_rss"] = rss()
+    result.update({f"unloaded_{k}": v for k, v in cuda_figures().items()})
+    started = time.perf_counter()
+    again = first.load(args.precision, args.device)
+    result["reload_seconds"] = time.perf_counter() - started
+    result["reload_from_cache"] = again.from_cache
+    first.unload()
+    return result
+
+
+def measure_default(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import funasr
+
+    torch.set_num_threads(args.threads)
+    audio = {s: utterance(s) for s in (5.0, 10.0)}
+    gc.collect()
+    baseline = rss()
+    result: dict[str, Any] = {"baseline_rss": baseline, "placement": f"fp32/{args.device}"}
+    device = "cuda:0" if args.device == "cuda" else "cpu"
+
+    def build() -> Any:
+        return funasr.AutoModel(
+            model=args.replica,
+            vad_model=args.vad,
+            device=device,
+            ncpu=args.threads,
+            disable_update=True,
+            disable_pbar=True,
+            log_level="ERROR",
+        )
+
+    started = time.perf_counter()
+    model = build()
+    result["load_seconds"] = time.perf_counter() - started
+    result["load_peak_rss"] = peak_rss()
+    result["loaded_rss"] = rss()
+    result.update({f"loaded_{k}": v for k, v in cuda_figures().items()})
+
+    class Facade:
+        """The default path's generate() behind the engine's transcribe() shape."""
+
+        def transcribe(self, samples: Any, rate: int, **_: Any) -> Any:
+            tensor = torch.from_numpy(samples)
+            with torch.no_grad():
+                return model.generate(
+                    input=tensor,
+                    language="英文",
+                    max_length=args.tokens,
+                    llm_kwargs={"min_new_tokens": args.tokens},
+                )
+
+    result.update(infer(Facade(), audio, args, lambda _: model.model))
+    result["after_inference_rss"] = rss()
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    result["unloaded_rss"] = rss()
+    result.update({f"unloaded_{k}": v for k, v in cuda_figures().items()})
+    started = time.perf_counter()
+    model = build()
+    result["reload_seconds"] = time.perf_counter() - started
+    return result
+
+
+def infer(
+    runner: Any, audio: dict[float, Any], args: argparse.Namespace, model_of: Callable[[Any], Any]
+) -> dict[str, Any]:
+    model = model_of(runner)
+    encoder_times: list[float] = []
+    generate_times: list[float] = []
+    out: dict[str, Any] = {}
+    runner.transcribe(audio[5.0], 16000, language="en")  # warm-up: first-call allocations
+    with (
+        timed_calls(model, "encode", encoder_times),
+        timed_calls(model.llm, "generate", generate_times),
+    ):
+        for seconds, samples in audio.items():
+            encoder_times.clear()
+            generate_times.clear()
+            started = time.perf_counter()
+            runner.transcribe(samples, 16000, language="en")
+            out[f"latency_{seconds:.0f}s"] = time.perf_counter() - started
+            if seconds == 10.0:
+                out["encoder_10s_seconds"] = sum(encoder_times)
+                # generate = prefill + tokens; the prefill is one forward over the prompt
+                out["generate_10s_seconds"] = sum(generate_times)
+    out["decode_ms_per_token"] = 1000 * out["generate_10s_seconds"] / args.tokens
+    out["peak_rss"] = peak_rss()
+    return out
+
+
+# ------------------------------------------------------------------------ driver
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def run_side(side: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
+    command = [
+        sys.executable, __file__, "--side", side, "--precision", precision,
+        "--replica", args.replica, "--vad", args.vad, "--cache", args.cache,
+        "--device", args.device, "--tokens", str(args.tokens), "--threads", str(args.threads),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"{side}/{precision} failed:\n{done.stderr[-4000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+ROWS = [
+    ("load time (s)", "load_seconds", 1.0, "{:.2f}"),
+    ("peak RSS during load (MB)", "load_peak_rss", MB, "{:.0f}"),
+    ("RSS loaded, above baseline (MB)", "loaded_above_baseline", MB, "{:.0f}"),
+    ("peak / loaded (model only)", "peak_over_loaded", 1.0, "{:.2f}"),
+    ("encoder, 10 s audio (s)", "encoder_10s_seconds", 1.0, "{:.3f}"),
+    ("decode (ms/token)", "decode_ms_per_token", 1.0, "{:.1f}"),
+    ("latency 5 s utterance (s)", "latency_5s", 1.0, "{:.2f}"),
+    ("latency 10 s utterance (s)", "latency_10s", 1.0, "{:.2f}"),
+    ("RSS after unload, above baseline (MB)", "unloaded_above_baseline", MB, "{:.0f}"),
+    ("reload (s)", "reload_seconds", 1.0, "{:.2f}"),
+    ("CUDA peak allocated (MB)", "cuda_peak", MB, "{:.0f}"),
+    ("CUDA reserved after unload (MB)", "unloaded_cuda_reserved", MB, "{:.0f}"),
+    ("CUDA used by process after unload (MB)", "unloaded_cuda_used_by_process", MB, "{:.0f}"),
+]
+
+
+def derive(result: dict[str, Any]) -> dict[str, Any]:
+    base = result["baseline_rss"]
+    result["loaded_above_baseline"] = result["loaded_rss"] - base
+    result["unloaded_above_baseline"] = result["unloaded_rss"] - base
+    loaded = max(result["loaded_above_baseline"], 1)
+    result["peak_over_loaded"] = (result["load_peak_rss"] - base) / loaded
+    if "loaded_cuda_peak_allocated" in result:
+        result["cuda_peak"] = max(
+            result.get("loaded_cuda_peak_allocated", 0), result.get("after_cuda_peak", 0)
+        )
+    return result
+
+
+def table(columns: dict[str, dict[str, Any]], default_key: str) -> str:
+    names = list(columns)
+    lines = [
+        "| measure | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for label, key, scale, fmt in ROWS:
+        if not any(key in columns[n] for n in names):
+            continue
+        cells = []
+        for name in names:
+            value = columns[name].get(key)
+            cell = "–" if value is None else fmt.format(value / scale)
+            reference = columns[default_key].get(key)
+            if name != default_key and value is not None and reference:
+                cell += f" ({value / reference:.2f}×)"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny replica, seconds (for CI)")
+    parser.add_argument("--replica", help="replica folder (default: built once and cached)")
+    parser.add_argument("--vad", help="FSMN-VAD folder (default: the test cache)")
+    parser.add_argument("--cache", help="INT8 cache folder for our side")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    parser.add_argument("--precisions", default="int8,bf16,fp32")
+    parser.add_argument("--tokens", type=int, default=32, help="decoded tokens, pinned")
+    parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1))
+    parser.add_argument("--out", type=Path, help="JSON file (default: bench/out/<machine>.json)")
+    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--side", choices=["ours", "default"], help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.side:  # a worker process: one measurement, one JSON line on stdout
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            measure = measure_ours if args.side == "ours" else measure_default
+            result = measure(args)
+        print(json.dumps(result))
+        return 0
+
+    import torch
+
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with tempfile.TemporaryDirectory(prefix="nanodictate-bench-") as scratch:
+        if args.vad is None:
+            from nanodictate.testing.vad_model import ensure_test_vad_model
+
+            args.vad = str(ensure_test_vad_model())
+        if args.smoke:
+            from nanodictate.testing.replica import build_replica
+
+            args.replica = str(build_replica(Path(scratch) / "replica"))
+            args.tokens = min(args.tokens, 4)
+        elif args.replica is None:
+            from platformdirs import user_cache_dir
+
+            from nanodictate.testing.replica import build_replica
+
+            folder = Path(user_cache_dir("nanodictate-bench")) / "replica-full"
+            if not (folder / "model.pt").is_file():
+                print(f"building the full-size replica in {folder} (once)…", file=sys.stderr)
+                build_replica(folder, full=True)
+            args.replica = str(folder)
+        args.cache = args.cache or str(Path(scratch) / "int8-cache")
+
+        columns: dict[str, dict[str, Any]] = {}
+        columns["default fp32"] = derive(run_side("default", "fp32", args))
+        for precision in args.precisions.split(","):
+            columns[f"ours {precision}"] = derive(run_side("ours", precision, args))
+
+    info = machine()
+    kind = "smoke" if args.smoke else f"{args.device}-{info['gpu'] or info['cpu']}"
+    header = (
+        f"machine: {info['cpu']}, {info['cores']} cores, GPU: {info['gpu'] or 'none'}, "
+        f"torch {info['torch']}, device {args.device}, {args.threads} threads, "
+        f"{args.tokens} decoded tokens, replica {'tiny' if args.smoke else 'full-size'}"
+    )
+    print(header)
+    print(table(columns, "default fp32"))
+    out = args.out or REPO / "bench" / "out" / f"{kind.replace(' ', '_').replace('/', '_')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "device": args.device,
+                "tokens": args.tokens,
+                "smoke": args.smoke,
+                "threads": args.threads,
+                "results": columns,
+            },
+            indent=2,
+        )
+    )
+    print(f"JSON: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The benchmark's --smoke mode: the same code as the full run, on the tiny replica, so the
+benchmark cannot rot. No timing is asserted here; benchmarks measure, tests check."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| decode (ms/token) |" in done.stdout
+    summary = json.loads(out.read_text())
+    assert summary["smoke"] and summary["machine"]["torch"]
+    columns = summary["results"]
+    assert set(columns) == {"default fp32", "ours int8", "ours bf16", "ours fp32"}
+    for column in columns.values():
+        assert column["load_seconds"] > 0 and column["decode_ms_per_token"] > 0
+    assert columns["ours int8"]["reload_from_cache"] is True
