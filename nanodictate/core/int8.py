@@ -70,7 +70,7 @@ class DynamicInt8Linear(nn.Module):
     The activations are quantized the same way for every block, so the result is the same.
     """
 
-    ROWS_PER_PACK = 16384
+    ROWS_PER_PACK = 65536
 
     def __init__(
         self,

@@ -61,16 +61,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import copy
-import io
 import json
-import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -87,6 +84,8 @@ from tokenizers import (
     pre_tokenizers,
     trainers,
 )
+
+from nanodictate.core.funasr_runtime import import_funasr, quiet
 
 __all__ = [
     "DETERMINISTIC_TEXT",
@@ -479,35 +478,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _quiet_funasr() -> Iterator[None]:
-    """Keep funasr's prints off stdout, its INFO logs quiet, and undo its logging.basicConfig.
-
-    Importing funasr prints an ffmpeg notice and installs a root INFO handler; building the
-    model logs "model is builded". None of it is the builder's output.
-    """
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    disabled = logging.root.manager.disable
-    logging.disable(logging.INFO)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logging.disable(disabled)
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-
-
 def _build_model(config: dict[str, Any], llm_dir: Path) -> Any:
     """FunASRNano from funasr's registry, with the keyword arguments AutoModel would give it.
 
     Typed ``Any``: funasr is untyped and the callers reach into ``model.llm``.
     """
-    with _quiet_funasr():
-        import funasr  # noqa: F401  (importing funasr fills its registry)
+    import_funasr()  # fills funasr's registry
+    with quiet():
         from funasr.register import tables
 
         model_class = tables.model_classes["FunASRNano"]
