@@ -1,0 +1,1 @@
+"""End-to-end tests on a real, private desktop (Xvfb, trayer, PulseAudio): see harness.py."""
