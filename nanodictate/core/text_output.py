@@ -1,0 +1,254 @@
+"""Put dictated text into the window that had focus when the recording started.
+
+Three methods: paste (clipboard + Ctrl+V, the default: exact for every script and layout),
+type (simulated key presses: a fallback, garbles non-ASCII on some setups) and copy only.
+
+Paste, step by step, and why:
+1. Save the whole clipboard (every format, images too), so the user's clipboard is not
+   clobbered (Handy 921, 1356).
+2. Put the text on it and read it back until it matches (bounded): the clipboard may change
+   owner asynchronously, and a Ctrl+V sent before that pastes the old content.
+3. Bring the target window back if focus moved, and wait until no key is down: a still-held
+   hotkey modifier would turn Ctrl+V into Ctrl+Alt+V, or route it to our own grab.
+4. Send Ctrl+V (Ctrl+Shift+V in a terminal, where Ctrl+V is a control character).
+5. Restore the saved clipboard only after the paste landed. The target reads the clipboard
+   asynchronously *after* it handles the key (≈7–16 ms in a test X server, hundreds of ms in
+   Electron apps or a loaded machine); restoring earlier makes it paste the old content
+   (Handy 502). When the clipboard can tell us it was read we wait for that, then a margin
+   (apps may ask for several formats one after another); otherwise we wait
+   ``restore_delay_s`` (≥ 300 ms, default 600 ms — the range OpenWhispr settled on). The
+   clipboard is restored only if it still holds our text: anything the user copied in the
+   meantime wins.
+
+On any failure the text stays on the clipboard (it is in the history already) and the
+result says what the user should know.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nanodictate.core.errors import NanodictateError
+
+log = logging.getLogger(__name__)
+
+MIN_RESTORE_DELAY_S = 0.3
+
+
+class PasteMethod(enum.StrEnum):
+    PASTE = "paste"
+    TYPE = "type"
+    COPY = "copy"
+
+
+class WindowLike(Protocol):
+    @property
+    def id(self) -> Any: ...
+    @property
+    def is_terminal(self) -> bool: ...
+
+
+class ClipboardPort(Protocol):
+    """The clipboard as text output needs it (Qt's lives in nanodictate.ui.clipboard)."""
+
+    def snapshot(self) -> object:
+        """Everything on the clipboard now, to give back to `restore`."""
+        ...
+
+    def put_text(self, text: str) -> None: ...
+
+    def read_text(self) -> str | None: ...
+
+    def arm_read_detection(self) -> None:
+        """Start watching for another program reading the clipboard (our text)."""
+        ...
+
+    def was_read(self) -> bool | None:
+        """Whether our text was read since `arm_read_detection`; None if we cannot know."""
+        ...
+
+    def restore(self, snapshot: object) -> None: ...
+
+
+class KeyboardPort(Protocol):
+    def wait_until_keys_released(self, timeout: float) -> bool: ...
+    def send_paste(self, *, terminal: bool) -> None: ...
+    def type_text(self, text: str) -> None: ...
+
+
+class FocusPort(Protocol):
+    def focused_window(self) -> Any: ...
+    def refocus(self, window: Any) -> bool: ...
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    ok: bool
+    method: PasteMethod
+    # For the user when something went wrong (the text is then on the clipboard).
+    message: str | None = None
+    clipboard_restored: bool = False
+    # Clock time the text reached the window (paste read / keys sent), before the restore.
+    landed_at: float | None = None
+
+
+class OutputError(Exception):
+    """A step of the output failed; the message is for the user."""
+
+
+@dataclass
+class OutputTimings:
+    confirm_timeout_s: float = 1.0
+    keys_released_timeout_s: float = 2.0
+    read_wait_s: float = 2.0  # how long to wait for the target to read the clipboard
+    read_margin_s: float = 0.3  # after the first read, for further formats
+    restore_delay_s: float = 0.6  # when reads cannot be detected
+    poll_s: float = 0.01
+
+
+class TextOutput:
+    """Delivers text; blocking (runs on a worker thread, never the GUI thread)."""
+
+    def __init__(
+        self,
+        clipboard: ClipboardPort,
+        keyboard: KeyboardPort | None,
+        focus: FocusPort | None,
+        *,
+        timings: OutputTimings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clipboard = clipboard
+        self.keyboard = keyboard
+        self.focus = focus
+        self.timings = timings or OutputTimings()
+        if self.timings.restore_delay_s < MIN_RESTORE_DELAY_S:
+            raise ValueError(f"restore_delay_s must be at least {MIN_RESTORE_DELAY_S} s")
+        self._sleep = sleep
+        self._clock = clock
+
+    def deliver(self, text: str, method: PasteMethod, target: WindowLike | None) -> OutputResult:
+        try:
+            if method is PasteMethod.COPY:
+                self._copy(text)
+                return OutputResult(True, method, landed_at=self._clock())
+            if self.keyboard is None:
+                self._copy(text)
+                return OutputResult(
+                    False, method,
+                    "Cannot send keys on this desktop, so the text was copied: paste it with "
+                    "Ctrl+V.",
+                )
+            if method is PasteMethod.TYPE:
+                return self._type(text, target)
+            return self._paste(text, target)
+        except Exception as error:
+            log.warning("Text output (%s) failed: %s", method.value, error)
+            # Our own and the platform's typed errors carry a message written for the user.
+            message = (
+                str(error)
+                if isinstance(error, OutputError | NanodictateError)
+                else "The text could not be pasted."
+            )
+            if not message.endswith((".", "!", "?")):
+                message += "."
+            try:
+                self._copy(text)
+                message += " It is on the clipboard and in Recent."
+            except Exception:
+                log.exception("Copying the text after a failed output failed too")
+                message += " It is in Recent (tray menu)."
+            return OutputResult(False, method, message)
+
+    # ------------------------------------------------------------------ methods
+
+    def _copy(self, text: str) -> None:
+        self.clipboard.put_text(text)
+        if not self._confirm(text):
+            raise OutputError("The clipboard did not take the text.")
+
+    def _type(self, text: str, target: WindowLike | None) -> OutputResult:
+        assert self.keyboard is not None
+        self._focus_target(target)
+        self._wait_keys()
+        self.keyboard.type_text(text)
+        return OutputResult(True, PasteMethod.TYPE, landed_at=self._clock())
+
+    def _paste(self, text: str, target: WindowLike | None) -> OutputResult:
+        assert self.keyboard is not None
+        saved = self.clipboard.snapshot()
+        self.clipboard.put_text(text)
+        if not self._confirm(text):
+            raise OutputError("The clipboard did not take the text, so nothing was pasted.")
+        self._focus_target(target)
+        self._wait_keys()
+        self.clipboard.arm_read_detection()
+        self.keyboard.send_paste(terminal=bool(target is not None and target.is_terminal))
+        landed, landed_at = self._wait_for_read()
+        if landed is False:
+            # Nobody asked for the text: the paste probably went nowhere (Handy 522). Keep
+            # the text on the clipboard instead of restoring, and say so.
+            return OutputResult(
+                False, PasteMethod.PASTE,
+                "The paste may not have arrived. The text is on the clipboard and in Recent.",
+            )
+        restored = self._restore_if_ours(saved, text)
+        return OutputResult(
+            True, PasteMethod.PASTE, clipboard_restored=restored, landed_at=landed_at
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _confirm(self, text: str) -> bool:
+        deadline = self._clock() + self.timings.confirm_timeout_s
+        while True:
+            if self.clipboard.read_text() == text:
+                return True
+            if self._clock() >= deadline:
+                return False
+            self._sleep(self.timings.poll_s)
+
+    def _focus_target(self, target: WindowLike | None) -> None:
+        if target is None or self.focus is None:
+            return
+        current = self.focus.focused_window()
+        if current is not None and current.id == target.id:
+            return
+        if not self.focus.refocus(target):
+            raise OutputError("The window you dictated into is gone or cannot be focused.")
+
+    def _wait_keys(self) -> None:
+        assert self.keyboard is not None
+        if not self.keyboard.wait_until_keys_released(self.timings.keys_released_timeout_s):
+            raise OutputError("Keys were still held down, so the text was not pasted.")
+
+    def _wait_for_read(self) -> tuple[bool | None, float]:
+        """(True once the target read the clipboard (+ margin), False if it never did, None
+        if reads cannot be seen (then a fixed delay was waited); when it landed)."""
+        sent = self._clock()
+        deadline = sent + self.timings.read_wait_s
+        while True:
+            read = self.clipboard.was_read()
+            if read is None:
+                self._sleep(self.timings.restore_delay_s)
+                return None, sent
+            if read:
+                landed = self._clock()
+                self._sleep(self.timings.read_margin_s)
+                return True, landed
+            if self._clock() >= deadline:
+                return False, sent
+            self._sleep(self.timings.poll_s)
+
+    def _restore_if_ours(self, saved: object, text: str) -> bool:
+        if self.clipboard.read_text() != text:
+            log.info("The clipboard changed after the paste; not restoring the old content")
+            return False
+        self.clipboard.restore(saved)
+        return True
