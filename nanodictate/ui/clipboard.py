@@ -1,0 +1,161 @@
+"""QClipboard as `nanodictate.core.text_output.ClipboardPort`, usable from a worker thread.
+
+Saving copies the bytes of every format the clipboard offers (text, HTML, URIs, images as
+image/png …) plus the decoded image Qt keeps for its own format, so an image copied in a
+browser survives a dictation. Every call hops to the GUI thread (QClipboard is GUI-only).
+
+Read detection: our text goes on the clipboard inside a QMimeData whose `retrieveData` notes
+that someone asked for the data. On X11 and Wayland the target of a paste must ask us (the
+owner) for the content, so a read after Ctrl+V proves the paste reached an application.
+Elsewhere (macOS copies eagerly) reads cannot be seen and a fixed delay is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QMimeData
+from PySide6.QtGui import QClipboard, QGuiApplication, QImage
+
+from nanodictate.ui.gui_call import GuiInvoker
+
+log = logging.getLogger(__name__)
+
+# Qt's in-process image format carries no bytes; the image is saved decoded instead.
+_QT_IMAGE_FORMAT = "application/x-qt-image"
+# Asks KDE's Klipper and similar clipboard histories not to keep our temporary text (the
+# dictation history has it), so each dictation does not flood theirs (Handy 921).
+_HISTORY_HINT = "x-kde-passwordManagerHint"
+_DETECTING_PLATFORMS = ("xcb", "wayland")
+
+
+@dataclass
+class ClipboardSnapshot:
+    formats: list[tuple[str, bytes]] = field(default_factory=list)
+    image: QImage | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.formats and self.image is None
+
+
+class _ReadFlag:
+    """Shared by the mime data and us: the clipboard owns (and deletes) the QMimeData, so we
+    never touch it after handing it over."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.read = threading.Event()
+
+
+class _TrackedMimeData(QMimeData):
+    """Notes when another program reads it (once the flag is armed)."""
+
+    def __init__(self, flag: _ReadFlag) -> None:
+        super().__init__()
+        self._flag = flag
+
+    def retrieveData(self, mimetype: str, preferredType: Any) -> Any:
+        if self._flag.armed and mimetype != _HISTORY_HINT:
+            self._flag.read.set()
+        return super().retrieveData(mimetype, preferredType)
+
+
+def take_snapshot(clipboard: QClipboard) -> ClipboardSnapshot:
+    """Copy of everything on the clipboard (GUI thread)."""
+    snapshot = ClipboardSnapshot()
+    mime = clipboard.mimeData()
+    if mime is None:
+        return snapshot
+    for name in mime.formats():
+        if name == _QT_IMAGE_FORMAT:
+            continue
+        data = mime.data(name)
+        snapshot.formats.append((name, bytes(data.data())))
+    if mime.hasImage():
+        image = mime.imageData()
+        if isinstance(image, QImage) and not image.isNull():
+            snapshot.image = image.copy()
+    return snapshot
+
+
+def restore_snapshot(clipboard: QClipboard, snapshot: ClipboardSnapshot) -> None:
+    """Put a snapshot back (GUI thread)."""
+    if snapshot.empty:
+        clipboard.clear()
+        return
+    mime = QMimeData()
+    for name, data in snapshot.formats:
+        mime.setData(name, QByteArray(data))
+    if snapshot.image is not None:
+        mime.setImageData(snapshot.image)
+    clipboard.setMimeData(mime)
+
+
+class QtClipboard:
+    """The system clipboard for `TextOutput`; create on the GUI thread."""
+
+    def __init__(self, *, detect_reads: bool | None = None) -> None:
+        app = QGuiApplication.instance()
+        assert app is not None, "QtClipboard needs a QGuiApplication"
+        self._invoker = GuiInvoker()
+        if detect_reads is None:
+            detect_reads = QGuiApplication.platformName() in _DETECTING_PLATFORMS
+        self._detect = detect_reads
+        self._flag: _ReadFlag | None = None
+
+    @staticmethod
+    def _clipboard() -> QClipboard:
+        return QGuiApplication.clipboard()
+
+    def snapshot(self) -> ClipboardSnapshot:
+        return self._invoker.call(lambda: take_snapshot(self._clipboard()))
+
+    def put_text(self, text: str) -> None:
+        def put() -> None:
+            flag = _ReadFlag()
+            mime = _TrackedMimeData(flag)
+            mime.setText(text)
+            mime.setData(_HISTORY_HINT, QByteArray(b"secret"))
+            self._flag = flag
+            self._clipboard().setMimeData(mime)
+
+        self._invoker.call(put)
+
+    def read_text(self) -> str | None:
+        def read() -> str | None:
+            mime = self._clipboard().mimeData()
+            return None if mime is None or not mime.hasText() else mime.text()
+
+        return self._invoker.call(read)
+
+    def arm_read_detection(self) -> None:
+        flag = self._flag
+        if flag is not None:
+            flag.read.clear()
+            flag.armed = True
+
+    def was_read(self) -> bool | None:
+        flag = self._flag
+        if not self._detect or flag is None:
+            return None
+        return flag.read.is_set()
+
+    def release(self) -> None:
+        """Swap our tracking object for a plain copy (GUI thread, at exit): a Python subclass
+        still owned by the clipboard when the interpreter finalizes crashes PySide."""
+        self._flag = None
+        clipboard = self._clipboard()
+        mime = clipboard.mimeData()
+        if isinstance(mime, _TrackedMimeData):
+            plain = QMimeData()
+            plain.setText(mime.text())
+            clipboard.setMimeData(plain)
+
+    def restore(self, snapshot: object) -> None:
+        assert isinstance(snapshot, ClipboardSnapshot)
+        self._flag = None
+        self._invoker.call(lambda: restore_snapshot(self._clipboard(), snapshot))

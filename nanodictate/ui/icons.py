@@ -1,0 +1,87 @@
+"""Tray icons: one SVG per state in resources/icons, plus the input level while recording.
+
+The level is drawn as a white fill rising inside the microphone's capsule, quantised to a
+few steps so the icon is re-rendered (and the tray re-sent) only when it visibly changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import math
+from pathlib import Path
+
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+
+log = logging.getLogger(__name__)
+
+ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+SIZE = 64
+LEVEL_STEPS = 8
+# The capsule of the SVGs (x, y, w, h, radius), in the 64×64 viewBox.
+_CAPSULE = (22.0, 4.0, 20.0, 34.0, 10.0)
+# Speech RMS spans about -60 dBFS (quiet room) to -10 dBFS (loud, close); map that to 0…1.
+_FLOOR_DB, _CEIL_DB = -60.0, -10.0
+
+
+class AppState(enum.StrEnum):
+    UNLOADED = "unloaded"
+    LOADING = "loading"
+    READY = "ready"
+    RECORDING = "recording"
+    TRANSCRIBING = "transcribing"
+    ERROR = "error"
+
+
+def level_fraction(rms: float) -> float:
+    """An RMS level (0…1 full scale) as the 0…1 height the icon shows."""
+    if rms <= 0:
+        return 0.0
+    db = 20 * math.log10(rms)
+    return min(1.0, max(0.0, (db - _FLOOR_DB) / (_CEIL_DB - _FLOOR_DB)))
+
+
+def level_step(rms: float) -> int:
+    return round(level_fraction(rms) * LEVEL_STEPS)
+
+
+@functools.cache
+def _pixmap(state: AppState) -> QPixmap:
+    pixmap = QPixmap(SIZE, SIZE)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    path = ICON_DIR / f"mic-{state.value}.svg"
+    renderer = QSvgRenderer(str(path))
+    painter = QPainter(pixmap)
+    if renderer.isValid():
+        renderer.render(painter)
+    else:
+        # A packaging mistake must not leave an invisible tray icon.
+        log.warning("Icon %s is missing; drawing a plain one", path)
+        painter.setBrush(QColor("#e53935" if state is AppState.RECORDING else "#757575"))
+        painter.drawEllipse(8, 8, SIZE - 16, SIZE - 16)
+    painter.end()
+    return pixmap
+
+
+@functools.cache
+def icon_for(state: AppState, step: int = 0) -> QIcon:
+    """The icon for a state; for RECORDING, `step` (0…LEVEL_STEPS) shows the input level."""
+    pixmap = _pixmap(state)
+    if state is AppState.RECORDING and step > 0:
+        pixmap = pixmap.copy()
+        x, y, w, h, r = _CAPSULE
+        inset = 2.5  # inside the outline
+        capsule = QPainterPath()
+        capsule.addRoundedRect(QRectF(x + inset, y + inset, w - 2 * inset, h - 2 * inset), r, r)
+        height = (h - 2 * inset) * min(step, LEVEL_STEPS) / LEVEL_STEPS
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setClipPath(capsule)
+        painter.fillRect(
+            QRectF(x, y + h - inset - height, w, height), QColor(255, 255, 255, 200)
+        )
+        painter.end()
+    return QIcon(pixmap)

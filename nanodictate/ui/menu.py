@@ -1,0 +1,150 @@
+"""The tray menu. Choices come from the settings declaration and apply at once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
+from PySide6.QtWidgets import QMenu
+
+from nanodictate import settings as S
+
+log = logging.getLogger(__name__)
+
+RECENT_COUNT = 10
+_RECENT_LABEL_CHARS = 48
+
+
+def _short(text: str, limit: int = _RECENT_LABEL_CHARS) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+class TrayMenu(QMenu):
+    def __init__(
+        self,
+        settings: S.Settings,
+        controller: Any,
+        history: Any,
+        *,
+        on_settings: Callable[[], None],
+        on_quit: Callable[[], None],
+        on_download: Callable[[], None],
+        list_microphones: Callable[[], Sequence[str]],
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.controller = controller
+        self.history = history
+        self._list_microphones = list_microphones
+        self._groups: dict[str, QActionGroup] = {}
+
+        self.status_action = self.addAction("")
+        self.status_action.setEnabled(False)
+        self.download_action = self.addAction("Download the speech model…")
+        self.download_action.triggered.connect(on_download)
+        self.download_action.setVisible(False)
+        self.addSeparator()
+        self.addMenu(self._choice_menu(S.LANGUAGE))
+        self.addMenu(self._choice_menu(S.PRECISION))
+        self.addMenu(self._choice_menu(S.DEVICE))
+        self.addMenu(self._choice_menu(S.HOTKEY_MODE))
+        self.addMenu(self._choice_menu(S.UNLOAD_AFTER_MINUTES))
+        self.unload_action = self.addAction("Unload now")
+        self.unload_action.triggered.connect(lambda: controller.unload_model("from the menu"))
+        self.microphone_menu = self.addMenu("Microphone")
+        self.microphone_menu.aboutToShow.connect(self._fill_microphones)
+        self.recent_menu = self.addMenu("Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.addSeparator()
+        self.addAction("Settings…").triggered.connect(on_settings)
+        self.addAction("Quit").triggered.connect(on_quit)
+
+        settings.add_listener(self._on_setting)
+        controller.state_changed.connect(lambda _state: self._refresh_status())
+        controller.engine_state_changed.connect(lambda _state: self._refresh_status())
+        self._refresh_status()
+
+    # ------------------------------------------------------------------ choices
+
+    def _choice_menu(self, setting: S.Setting[Any]) -> QMenu:
+        menu = QMenu(setting.label, self)
+        group = QActionGroup(menu)
+        group.setExclusive(True)
+        current = self.settings.get(setting)
+        for value, label in setting.choices:
+            action = QAction(label, menu)
+            action.setCheckable(True)
+            action.setChecked(value == current)
+            action.setData(value)
+            action.triggered.connect(
+                lambda _checked=False, v=value, s=setting: self._choose(s, v)
+            )
+            group.addAction(action)
+            menu.addAction(action)
+        self._groups[setting.name] = group
+        return menu
+
+    def _choose(self, setting: S.Setting[Any], value: Any) -> None:
+        try:
+            self.settings.set(setting, value)
+        except ValueError:
+            log.exception("Menu choice for %s rejected", setting.name)
+
+    def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
+        group = self._groups.get(setting.name)
+        if group is None:
+            return
+        for action in group.actions():
+            action.setChecked(action.data() == value)
+
+    def checked_value(self, setting: S.Setting[Any]) -> Any:
+        """The value whose item is checked (for tests and accessibility checks)."""
+        checked = self._groups[setting.name].checkedAction()
+        return None if checked is None else checked.data()
+
+    def group_actions(self, setting: S.Setting[Any]) -> list[QAction]:
+        return list(self._groups[setting.name].actions())
+
+    # ------------------------------------------------------------------ dynamic parts
+
+    def _refresh_status(self) -> None:
+        self.unload_action.setEnabled(self.controller.engine_state != "unloaded")
+        self.status_action.setText(f"nanodictate — {self.controller.state.value}")
+
+    def show_download(self, visible: bool, text: str | None = None) -> None:
+        self.download_action.setVisible(visible)
+        self.download_action.setText(text or "Download the speech model…")
+
+    def _fill_microphones(self) -> None:
+        menu = self.microphone_menu
+        menu.clear()
+        current = self.settings.get(S.MICROPHONE)
+        group = QActionGroup(menu)
+        for name, label in [("", "System default"), *((n, n) for n in self._list_microphones())]:
+            action = QAction(label, menu)
+            action.setCheckable(True)
+            action.setChecked(name == current)
+            action.triggered.connect(
+                lambda _checked=False, n=name: self._choose(S.MICROPHONE, n)
+            )
+            group.addAction(action)
+            menu.addAction(action)
+
+    def _fill_recent(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        entries = self.history.recent(RECENT_COUNT)
+        if not entries:
+            menu.addAction("No transcriptions yet").setEnabled(False)
+            return
+        for entry in entries:
+            action = menu.addAction(_short(entry.text))
+            action.setToolTip("Click to copy")
+            action.triggered.connect(lambda _checked=False, t=entry.text: copy_text(t))
+
+
+def copy_text(text: str) -> None:
+    QGuiApplication.clipboard().setText(text)

@@ -1,0 +1,215 @@
+"""The settings window: one editor per declared setting, built from its type.
+
+bool → check box, choices → combo box, int → spin box, str → line edit, list → one item a
+line, mapping → "key = value" a line. Hotkeys are checked with the platform's parser before
+anything is saved; nothing is applied until OK or Apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from nanodictate import settings as S
+
+log = logging.getLogger(__name__)
+
+SECTIONS: tuple[tuple[str, tuple[S.Setting[Any], ...]], ...] = (
+    ("Hotkeys", (S.HOTKEY_MODE, S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL,
+                 S.FAVOURITE_HOTKEYS)),
+    ("Recognition", (S.LANGUAGE, S.HOTWORDS, S.ITN)),
+    ("Output", (S.PASTE_METHOD, S.SOUNDS)),
+    ("Microphone", (S.KEEP_MICROPHONE_OPEN, S.MAX_RECORDING_SECONDS)),
+    ("Model", (S.PRECISION, S.DEVICE, S.UNLOAD_AFTER_MINUTES, S.TWO_TIER_IDLE, S.MODEL_DIR)),
+    ("System", (S.START_AT_LOGIN, S.HISTORY_MAX_ENTRIES)),
+)
+_HOTKEY_SETTINGS = (S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL)
+_INT_RANGES = {
+    S.MAX_RECORDING_SECONDS.name: (10, 3 * 3600),
+    S.HISTORY_MAX_ENTRIES.name: (0, 100_000),
+}
+
+
+class _Editor:
+    """One setting's widget, reading and writing values of its declared type."""
+
+    def __init__(self, setting: S.Setting[Any], value: Any) -> None:
+        self.setting = setting
+        self.widget: QWidget
+        if setting.type is bool:
+            box = QCheckBox(setting.label)
+            box.setChecked(bool(value))
+            self.widget = box
+        elif setting.choices:
+            combo = QComboBox()
+            for choice, label in setting.choices:
+                combo.addItem(label, choice)
+            combo.setCurrentIndex(max(0, combo.findData(value)))
+            self.widget = combo
+        elif setting.type is int:
+            spin = QSpinBox()
+            low, high = _INT_RANGES.get(setting.name, (0, 1_000_000))
+            spin.setRange(low, high)
+            spin.setValue(int(value))
+            self.widget = spin
+        elif setting.type is list:
+            edit = QPlainTextEdit("\n".join(value))
+            edit.setPlaceholderText("One a line")
+            edit.setFixedHeight(80)
+            self.widget = edit
+        elif setting.type is dict:
+            edit = QPlainTextEdit("\n".join(f"{k} = {v}" for k, v in value.items()))
+            edit.setPlaceholderText("ja = ctrl+alt+j")
+            edit.setFixedHeight(60)
+            self.widget = edit
+        else:
+            line = QLineEdit(str(value))
+            self.widget = line
+        if setting.help:
+            self.widget.setToolTip(setting.help)
+
+    def value(self) -> Any:
+        widget = self.widget
+        if isinstance(widget, QCheckBox):
+            return widget.isChecked()
+        if isinstance(widget, QComboBox):
+            return widget.currentData()
+        if isinstance(widget, QSpinBox):
+            return widget.value()
+        if isinstance(widget, QPlainTextEdit):
+            lines = [line.strip() for line in widget.toPlainText().splitlines() if line.strip()]
+            if self.setting.type is list:
+                return lines
+            mapping = {}
+            for line in lines:
+                key, sep, val = line.partition("=")
+                if not sep:
+                    raise ValueError(f"{self.setting.label}: write each line as code = hotkey")
+                mapping[key.strip()] = val.strip()
+            return mapping
+        assert isinstance(widget, QLineEdit)
+        return widget.text().strip()
+
+    def set_value(self, value: Any) -> None:
+        widget = self.widget
+        if isinstance(widget, QCheckBox):
+            widget.setChecked(bool(value))
+        elif isinstance(widget, QComboBox):
+            widget.setCurrentIndex(max(0, widget.findData(value)))
+        elif isinstance(widget, QSpinBox):
+            widget.setValue(int(value))
+        elif isinstance(widget, QPlainTextEdit):
+            if self.setting.type is list:
+                widget.setPlainText("\n".join(value))
+            else:
+                widget.setPlainText("\n".join(f"{k} = {v}" for k, v in value.items()))
+        elif isinstance(widget, QLineEdit):
+            widget.setText(str(value))
+
+
+def check_hotkey(text: str) -> str | None:
+    """The problem with a hotkey's text, or None when it parses (empty = off)."""
+    if not text.strip():
+        return None
+    from nanodictate.platform.base import Hotkey
+
+    try:
+        Hotkey.parse(text)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+class SettingsWindow(QDialog):
+    def __init__(self, settings: S.Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.setWindowTitle("nanodictate — Settings")
+        self.editors: dict[str, _Editor] = {}
+        layout = QVBoxLayout(self)
+        for title, members in SECTIONS:
+            group = QGroupBox(title)
+            form = QFormLayout(group)
+            for setting in members:
+                editor = _Editor(setting, settings.get(setting))
+                self.editors[setting.name] = editor
+                if setting.type is bool:
+                    form.addRow(editor.widget)
+                else:
+                    form.addRow(setting.label, editor.widget)
+            layout.addWidget(group)
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet("color: #c62828")
+        self.error_label.setWordWrap(True)
+        layout.addWidget(self.error_label)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Apply
+            | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self._ok)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
+        layout.addWidget(buttons)
+        settings.add_listener(self._on_setting)
+
+    def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
+        # The tray menu may change a setting while the window is open.
+        editor = self.editors.get(setting.name)
+        if editor is not None:
+            editor.set_value(value)
+
+    def reload(self) -> None:
+        for editor in self.editors.values():
+            editor.set_value(self.settings.get(editor.setting))
+        self.error_label.clear()
+
+    def apply(self) -> bool:
+        """Validate everything, then save what changed; False (and a message) on a problem."""
+        values: dict[str, Any] = {}
+        problems = []
+        for name, editor in self.editors.items():
+            try:
+                values[name] = editor.setting.validate(editor.value())
+            except ValueError as error:
+                problems.append(str(error))
+        for setting in _HOTKEY_SETTINGS:
+            problem = check_hotkey(str(values.get(setting.name, "")))
+            if problem:
+                problems.append(f"{setting.label}: {problem}")
+        for code, text in dict(values.get(S.FAVOURITE_HOTKEYS.name, {})).items():
+            from nanodictate.core.languages import language_for
+
+            try:
+                language_for(code)
+            except ValueError as error:
+                problems.append(str(error))
+            problem = check_hotkey(text)
+            if problem:
+                problems.append(f"{code}: {problem}")
+        if problems:
+            self.error_label.setText("\n".join(problems))
+            return False
+        self.error_label.clear()
+        for name, value in values.items():
+            self.settings.set(S.BY_NAME[name], value)
+        return True
+
+    def _ok(self) -> None:
+        if self.apply():
+            self.accept()

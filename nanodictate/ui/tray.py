@@ -1,0 +1,98 @@
+"""The tray icon: its look says the state, its tooltip the details."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import QObject, Slot
+from PySide6.QtWidgets import QSystemTrayIcon
+
+from nanodictate import settings as S
+from nanodictate.core.languages import language_for
+from nanodictate.ui.icons import AppState, icon_for, level_step
+
+log = logging.getLogger(__name__)
+
+_STATE_TEXT = {
+    AppState.UNLOADED: "Ready (model not loaded)",
+    AppState.LOADING: "Loading the model…",
+    AppState.READY: "Ready",
+    AppState.RECORDING: "Recording",
+    AppState.TRANSCRIBING: "Transcribing…",
+    AppState.ERROR: "Error",
+}
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 2**20:,.0f} MB"
+
+
+class Tray(QObject):
+    def __init__(
+        self, controller: Any, settings: S.Settings, icon: QSystemTrayIcon | None = None
+    ) -> None:
+        super().__init__()
+        self.controller = controller
+        self.settings = settings
+        self.icon = icon or QSystemTrayIcon()
+        self.icon.setIcon(icon_for(AppState.UNLOADED))
+        self._state = AppState.UNLOADED
+        self._step = 0
+        self.downloading: str | None = None  # progress text while a model downloads
+        controller.state_changed.connect(self._on_state)
+        controller.level_changed.connect(self._on_level)
+        controller.memory_changed.connect(lambda _report: self.update_tooltip())
+        controller.engine_state_changed.connect(lambda _state: self.update_tooltip())
+        settings.add_listener(lambda _setting, _value: self.update_tooltip())
+        self.update_tooltip()
+
+    @Slot(str)
+    def _on_state(self, state: str) -> None:
+        self._state = AppState(state)
+        self._step = 0
+        self.icon.setIcon(icon_for(self._state))
+        self.update_tooltip()
+
+    @Slot(float)
+    def _on_level(self, rms: float) -> None:
+        if self._state is not AppState.RECORDING:
+            return
+        step = level_step(rms)
+        if step != self._step:  # re-send the icon only when it visibly changes
+            self._step = step
+            self.icon.setIcon(icon_for(AppState.RECORDING, step))
+
+    def tooltip_text(self) -> str:
+        controller, settings = self.controller, self.settings
+        lines = [f"nanodictate — {_STATE_TEXT[self._state]}"]
+        if self._state is AppState.ERROR and controller.error:
+            lines.append(controller.error)
+        if self.downloading:
+            lines.append(self.downloading)
+        try:
+            language = language_for(settings.get(S.LANGUAGE)).native_name
+        except ValueError:
+            language = settings.get(S.LANGUAGE)
+        lines.append(f"Language: {language}")
+        precision = S.PRECISION.label_for(settings.get(S.PRECISION))
+        device = S.DEVICE.label_for(settings.get(S.DEVICE))
+        load = controller.last_load
+        if load is not None and controller.engine_state in ("ready", "offloaded"):
+            precision = str(getattr(load.precision, "value", load.precision)).upper()
+            device = "GPU" if load.device == "cuda" else "CPU"
+        lines.append(f"Precision: {precision} · Device: {device}")
+        memory = controller.memory
+        if controller.engine_state == "unloaded" or memory is None:
+            lines.append("Model memory: none")
+        else:
+            held = f"Model memory: {_megabytes(memory.model_cpu_bytes)} RAM"
+            if memory.model_gpu_bytes:
+                held += f", {_megabytes(memory.model_gpu_bytes)} GPU"
+            if controller.engine_state == "offloaded":
+                held += " (moved off the GPU while idle)"
+            lines.append(held)
+        return "\n".join(lines)
+
+    def update_tooltip(self) -> None:
+        self.icon.setToolTip(self.tooltip_text())

@@ -1,0 +1,318 @@
+"""The engine's thread: one QObject owns the Engine and runs requests in order.
+
+Requests go into a bounded queue (a dictation that cannot be queued is refused at once rather
+than piling up behind a 10 s load); the worker drains it on its own QThread, so the GUI never
+waits for torch. Results and state changes come back as signals (queued to the GUI thread).
+
+The idle timers live here too, on the worker thread, so an unload never races a transcription:
+after each request the idle timer restarts; when it fires the model is unloaded — or, with
+the two-tier option on a GPU, first moved to RAM (offload) and unloaded after a second, longer
+wait (`OFFLOADED_FACTOR` × the idle time).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 8
+OFFLOADED_FACTOR = 3
+
+
+class EngineLike(Protocol):
+    """What the worker needs of `nanodictate.core.engine.Engine`."""
+
+    on_state_change: Callable[[Any], None] | None
+
+    @property
+    def state(self) -> Any: ...
+    def load(self, precision: Any = ..., device: Any = ...) -> Any: ...
+    def transcribe(
+        self,
+        audio: Any,
+        sample_rate: int | None = None,
+        *,
+        language: str = "en",
+        hotwords: Sequence[str] = (),
+        itn: bool = True,
+    ) -> Any: ...
+    def unload(self) -> None: ...
+    def offload(self) -> bool: ...
+    def memory_report(self) -> Any: ...
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    precision: str
+    device: str
+
+
+@dataclass(frozen=True)
+class TranscribeRequest:
+    job_id: int
+    audio: np.ndarray[Any, Any]
+    sample_rate: int
+    language: str
+    precision: str
+    device: str
+    hotwords: tuple[str, ...] = ()
+    itn: bool = True
+    submitted: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class UnloadRequest:
+    reason: str = "asked"
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    minutes: int  # 0 = right after each use, <0 = never
+    two_tier: bool
+
+
+Request = LoadRequest | TranscribeRequest | UnloadRequest | IdlePolicy
+
+
+class QueueFull(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class TranscribeDone:
+    job_id: int
+    result: Any  # Transcription
+    load_report: Any | None  # LoadReport when this job had to load the model
+    seconds: float  # request submitted → text ready
+
+
+@dataclass(frozen=True)
+class Failure:
+    job_id: int | None  # None for a load that was not part of a dictation
+    error: BaseException
+
+
+class EngineWorker(QObject):
+    """Lives on its own QThread; use `EngineService` from the GUI."""
+
+    state_changed = Signal(str)  # EngineState value
+    loaded = Signal(object)  # LoadReport
+    load_failed = Signal(object)  # Failure
+    transcribed = Signal(object)  # TranscribeDone
+    transcribe_failed = Signal(object)  # Failure
+    memory_changed = Signal(object)  # MemoryReport or None
+    idle_action = Signal(str)  # "offload" / "unload", for the log and tests
+
+    _wake = Signal()
+
+    def __init__(self, engine_factory: Callable[[], EngineLike], max_pending: int = MAX_PENDING):
+        super().__init__()
+        self._factory = engine_factory
+        self._engine: EngineLike | None = None
+        self._queue: queue.Queue[Request] = queue.Queue(maxsize=max_pending)
+        self._policy = IdlePolicy(5, True)
+        # Parented: they move to the worker thread with us, and fire there.
+        self._idle = QTimer(self)
+        self._idle.setSingleShot(True)
+        self._idle.timeout.connect(self._on_idle)
+        self._offloaded = QTimer(self)
+        self._offloaded.setSingleShot(True)
+        self._offloaded.timeout.connect(self._on_offloaded_idle)
+        self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
+        self.minute_ms = 60_000  # tests shrink a minute
+
+    # ------------------------------------------------------------------ any thread
+
+    def submit(self, request: Request) -> None:
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            raise QueueFull("The speech engine is busy; try again in a moment.") from None
+        self._wake.emit()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ worker thread
+
+    @property
+    def engine(self) -> EngineLike:
+        if self._engine is None:
+            self._engine = self._factory()
+            self._engine.on_state_change = self._emit_state
+        return self._engine
+
+    def _emit_state(self, state: Any) -> None:
+        self.state_changed.emit(str(getattr(state, "value", state)))
+
+    @Slot()
+    def _drain(self) -> None:
+        while True:
+            try:
+                request = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._idle.stop()
+            self._offloaded.stop()
+            try:
+                self._handle(request)
+            except Exception:  # never let one request kill the thread
+                log.exception("Engine request %s failed", type(request).__name__)
+            self._arm_idle()
+
+    def _handle(self, request: Request) -> None:
+        if isinstance(request, IdlePolicy):
+            self._policy = request
+        elif isinstance(request, LoadRequest):
+            self._load(request.precision, request.device, job_id=None)
+        elif isinstance(request, UnloadRequest):
+            log.info("Unloading the model (%s)", request.reason)
+            self.engine.unload()
+            self._report_memory()
+        else:
+            self._transcribe(request)
+
+    def _load(self, precision: str, device: str, job_id: int | None) -> Any | None:
+        engine = self.engine
+        try:
+            report = engine.load(precision, device)
+        except Exception as error:
+            if not _is_user_error(error):
+                log.exception("Loading the model failed")
+            self.load_failed.emit(Failure(job_id, error))
+            return None
+        if getattr(report, "seconds", 0.0) > 0:  # 0: it was loaded already
+            self.loaded.emit(report)
+        self._report_memory()
+        return report
+
+    def _transcribe(self, request: TranscribeRequest) -> None:
+        report = self._load(request.precision, request.device, job_id=request.job_id)
+        if report is None:
+            return
+        try:
+            result = self.engine.transcribe(
+                request.audio,
+                request.sample_rate,
+                language=request.language,
+                hotwords=request.hotwords,
+                itn=request.itn,
+            )
+        except Exception as error:
+            if not _is_user_error(error):
+                log.exception("Transcription failed")
+            self.transcribe_failed.emit(Failure(request.job_id, error))
+            return
+        loaded_now = report if getattr(report, "seconds", 0.0) > 0 else None
+        self.transcribed.emit(
+            TranscribeDone(request.job_id, result, loaded_now, time.monotonic() - request.submitted)
+        )
+
+    def _report_memory(self) -> None:
+        try:
+            self.memory_changed.emit(self.engine.memory_report())
+        except Exception:
+            log.debug("memory_report failed", exc_info=True)
+            self.memory_changed.emit(None)
+
+    # ------------------------------------------------------------------ idle
+
+    def _arm_idle(self) -> None:
+        if self._engine is None or _state_name(self._engine.state) == "unloaded":
+            return
+        minutes = self._policy.minutes
+        if minutes < 0:
+            return
+        if minutes == 0:
+            self._on_idle()
+            return
+        self._idle.start(minutes * self.minute_ms)
+
+    @Slot()
+    def _on_idle(self) -> None:
+        engine = self._engine
+        if engine is None or not self._queue.empty():
+            return  # a request is waiting: it will re-arm the timer
+        if self._policy.two_tier and self._policy.minutes != 0 and engine.offload():
+            log.info("Idle: model moved from the GPU to RAM")
+            self.idle_action.emit("offload")
+            self._report_memory()
+            self._offloaded.start(max(1, self._policy.minutes) * OFFLOADED_FACTOR * self.minute_ms)
+            return
+        log.info("Idle: unloading the model")
+        engine.unload()
+        self.idle_action.emit("unload")
+        self._report_memory()
+
+    @Slot()
+    def _on_offloaded_idle(self) -> None:
+        engine = self._engine
+        if engine is None or not self._queue.empty():
+            return
+        log.info("Idle: unloading the model from RAM")
+        engine.unload()
+        self.idle_action.emit("unload")
+        self._report_memory()
+
+    # ------------------------------------------------------------------ shutdown
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._idle.stop()
+        self._offloaded.stop()
+        if self._engine is not None:
+            try:
+                self._engine.unload()
+            except Exception:
+                log.exception("Unloading at exit failed")
+        # Quit from here, after the unload: a quit() from the GUI thread could end the event
+        # loop before this slot ran.
+        thread = self.thread()
+        if thread is not None:
+            thread.quit()
+
+
+def _state_name(state: Any) -> str:
+    return str(getattr(state, "value", state))
+
+
+def _is_user_error(error: BaseException) -> bool:
+    from nanodictate.core.errors import NanodictateError
+
+    return isinstance(error, NanodictateError)
+
+
+class EngineService(QObject):
+    """Starts the worker's thread and stops it cleanly (GUI side)."""
+
+    def __init__(self, engine_factory: Callable[[], EngineLike], max_pending: int = MAX_PENDING):
+        super().__init__()
+        self.thread_ = QThread()
+        self.thread_.setObjectName("nanodictate-engine")
+        self.worker = EngineWorker(engine_factory, max_pending)
+        self.worker.moveToThread(self.thread_)
+        self.thread_.start()
+
+    def submit(self, request: Request) -> None:
+        self.worker.submit(request)
+
+    def stop(self, timeout_ms: int = 10_000) -> None:
+        if not self.thread_.isRunning():
+            return
+        # Unload on the worker thread (the engine belongs to it), then end the thread.
+        QTimer.singleShot(0, self.worker, self.worker.shutdown)
+        if not self.thread_.wait(timeout_ms):
+            log.warning("The engine thread did not stop in time")

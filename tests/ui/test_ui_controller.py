@@ -1,0 +1,334 @@
+"""The dictation state machine with the real worker thread, recorder and history, and small
+fakes for the engine, the microphone and the desktop (tests named ..._fake_engine)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ui_fakes import FakeEngine, FakeFocus, FakeHotkeys, FakeNotifier, FakeSoundDevice
+
+from nanodictate import settings as S
+from nanodictate.core.engine import LoadReport, Precision
+from nanodictate.core.errors import ModelMissingError
+from nanodictate.core.history import History
+from nanodictate.core.recorder import Recorder
+from nanodictate.core.text_output import OutputResult, PasteMethod
+from nanodictate.ui.controller import DictationController
+from nanodictate.ui.icons import AppState
+from nanodictate.ui.worker import EngineService
+
+WAIT_MS = 5000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeOutput:
+    """Records each delivery and how many history entries existed at that moment."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.delivered: list[tuple[str, PasteMethod, Any, int]] = []
+        self.result: OutputResult | None = None
+
+    def deliver(self, text: str, method: PasteMethod, target: Any) -> OutputResult:
+        self.delivered.append((text, method, target, len(self.history)))
+        return self.result or OutputResult(True, method)
+
+
+class Rig:
+    def __init__(self, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys) -> None:
+        self.settings = S.Settings(tmp_path / "settings.ini")
+        self.sd = FakeSoundDevice(rate=16000, channels=1)
+        self.recorder = Recorder(self.sd, keep_open=True)
+        self.engine = engine
+        self.service = EngineService(lambda: engine)
+        self.history = History(tmp_path / "history.sqlite3")
+        self.output = FakeOutput(self.history)
+        self.hotkeys = hotkeys
+        self.focus = FakeFocus()
+        self.notifier = FakeNotifier()
+        self.clock = Clock()
+        self.report = tmp_path / "report.jsonl"
+        self.controller = DictationController(
+            settings=self.settings, recorder=self.recorder, engine=self.service,
+            history=self.history, output=self.output, notifier=self.notifier,
+            hotkeys=hotkeys, focus=self.focus, report_path=self.report, clock=self.clock,
+        )
+        hotkeys.start(self.controller.hotkey_event)
+        self.controller.apply_hotkeys()
+        self.controller.start_microphone()
+        self.states: list[str] = []
+        self.controller.state_changed.connect(self.states.append)
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.report.exists():
+            return []
+        return [json.loads(line) for line in self.report.read_text().splitlines()]
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def hotkeys() -> FakeHotkeys:
+    return FakeHotkeys()
+
+
+@pytest.fixture
+def rig(qtbot: Any, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys) -> Iterator[Rig]:
+    rig = Rig(tmp_path, engine, hotkeys)
+    yield rig
+    rig.controller.shutdown()
+    rig.service.stop()
+    rig.recorder.close()
+    rig.history.close()
+
+
+def _hold(rig: Rig, qtbot: Any, seconds: float, hotkey_id: str = "dictate") -> None:
+    rig.hotkeys.fire(hotkey_id, True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(seconds, value=0.1, block=160)
+    rig.clock.now += seconds
+    rig.hotkeys.fire(hotkey_id, False)
+
+
+def test_push_to_talk_dictation_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    assert rig.controller.state is AppState.RECORDING
+    assert "cancel" in rig.hotkeys.registered  # Esc is grabbed only while recording
+    assert "cancel:held" in rig.hotkeys.registered  # …also with Ctrl+Alt held
+    # The model starts loading at key-down, while the user speaks.
+    qtbot.waitUntil(lambda: "load" in rig.engine.names(), timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(1.0, value=0.1, block=160)
+    rig.clock.now += 1.0
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    text, method, target, history_size = rig.output.delivered[0]
+    assert text == "hello world" and method is PasteMethod.PASTE
+    assert target is rig.focus.window  # the window focused at key-down
+    assert history_size == 1  # written before the paste
+    assert rig.history.recent(1)[0].text == "hello world"
+    assert "cancel" not in rig.hotkeys.registered
+    qtbot.waitUntil(lambda: rig.controller.state is AppState.READY, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(rig.records()), timeout=WAIT_MS)
+    record = rig.records()[0]
+    assert record["event"] == "dictation" and record["ok"] is True
+    assert record["audio_seconds"] >= 1.0
+    assert "key_up_to_done_ms" in record and "text" not in record
+    assert "transcribing" in rig.states
+    assert ("transcribe", "en", (), True) in rig.engine.calls
+
+
+def test_tap_shorter_than_0_3_s_is_ignored_fake_engine(rig: Rig, qtbot: Any) -> None:
+    _hold(rig, qtbot, 0.2)
+    qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(rig.records()), timeout=WAIT_MS)
+    assert rig.records()[0]["event"] == "ignored_tap"
+    qtbot.wait(50)
+    assert "transcribe" not in rig.engine.names()
+    assert not rig.output.delivered and len(rig.history) == 0
+
+
+def test_key_repeat_while_held_is_ignored_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.hotkeys.fire("dictate", True)  # a repeat: must not stop or restart
+    rig.sd.stream.feed_seconds(0.5, block=160)
+    rig.clock.now += 0.5
+    qtbot.wait(20)
+    assert rig.controller.recording
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+
+
+def test_toggle_mode_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.HOTKEY_MODE, "toggle")
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.hotkeys.fire("dictate", False)  # releasing does not stop in toggle mode
+    rig.sd.stream.feed_seconds(0.5, block=160)
+    rig.clock.now += 0.1  # short is fine in toggle mode
+    qtbot.wait(20)
+    assert rig.controller.recording
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+
+
+def test_dedicated_toggle_key_and_language_hotkey_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.HOTKEY_TOGGLE, "ctrl+alt+t")
+    rig.settings.set(S.FAVOURITE_HOTKEYS, {"ja": "ctrl+alt+j"})
+    assert {"toggle", "lang:ja"} <= set(rig.hotkeys.registered)
+    _hold(rig, qtbot, 0.5, "lang:ja")
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    assert rig.history.recent(1)[0].language == "ja"
+
+
+def test_cancel_discards_the_recording_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(1.0, block=160)
+    rig.clock.now += 1.0
+    rig.hotkeys.fire("cancel", True)
+    qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
+    rig.hotkeys.fire("dictate", False)  # the release after Esc does nothing
+    qtbot.wait(50)
+    assert "transcribe" not in rig.engine.names()
+    assert "cancel" not in rig.hotkeys.registered
+    assert rig.records()[0]["event"] == "cancelled"
+
+
+def test_cli_commands_fake_engine(rig: Rig, qtbot: Any) -> None:
+    assert rig.controller.command("start")
+    assert rig.controller.recording
+    rig.sd.stream.feed_seconds(0.5, block=160)
+    assert rig.controller.command("stop")
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    assert rig.controller.command("toggle") and rig.controller.recording
+    assert rig.controller.command("cancel") and not rig.controller.recording
+    assert not rig.controller.command("explode")
+
+
+def test_precision_change_unloads_and_next_load_uses_it_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.controller.load_model()
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    rig.settings.set(S.PRECISION, "fp32")
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    assert rig.engine.names()[-1] == "unload"
+    _hold(rig, qtbot, 0.5)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    assert ("load", "fp32", "auto") in rig.engine.calls
+    rig.settings.set(S.DEVICE, "cpu")
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+
+
+def test_idle_timer_unloads_and_the_icon_follows_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.service.worker.minute_ms = 30  # a "minute" of 30 ms
+    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)
+    _hold(rig, qtbot, 0.5)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    assert rig.engine.names()[-1] == "unload"
+    qtbot.waitUntil(lambda: rig.controller.state is AppState.UNLOADED, timeout=WAIT_MS)
+    assert rig.states[-2:] == ["ready", "unloaded"]
+
+
+def test_two_tier_idle_offloads_the_gpu_first_fake_engine(
+    rig: Rig, engine: FakeEngine, qtbot: Any
+) -> None:
+    engine.device = "cuda"
+    rig.service.worker.minute_ms = 30
+    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)
+    actions: list[str] = []
+    rig.service.worker.idle_action.connect(actions.append)
+    rig.controller.load_model()
+    qtbot.waitUntil(lambda: actions == ["offload", "unload"], timeout=WAIT_MS)
+    assert rig.engine.names()[-2:] == ["offload", "unload"]
+
+
+def test_unload_immediately_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 0)
+    _hold(rig, qtbot, 0.5)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+
+
+def test_requests_run_in_order_from_a_bounded_queue_fake_engine(
+    qtbot: Any, engine: FakeEngine
+) -> None:
+    import numpy as np
+
+    from nanodictate.ui.worker import LoadRequest, QueueFull, TranscribeRequest
+
+    engine.gate = threading.Event()
+    service = EngineService(lambda: engine, max_pending=2)
+    try:
+        done: list[int] = []
+        service.worker.transcribed.connect(lambda result: done.append(result.job_id))
+        service.submit(LoadRequest("int8", "auto"))
+        qtbot.waitUntil(lambda: service.worker.pending == 0, timeout=WAIT_MS)  # now loading
+        audio = np.ones(1600, dtype=np.float32)
+        for job in (1, 2):
+            service.submit(TranscribeRequest(job, audio, 16000, "en", "int8", "auto"))
+        with pytest.raises(QueueFull):
+            service.submit(TranscribeRequest(3, audio, 16000, "en", "int8", "auto"))
+        engine.gate.set()
+        qtbot.waitUntil(lambda: done == [1, 2], timeout=WAIT_MS)
+        assert [c[0] for c in engine.calls] == ["load", "load", "transcribe", "load", "transcribe"]
+        # The engine lives on the worker thread, never the GUI thread.
+        assert engine.threads == {"nanodictate-engine"} or "MainThread" not in engine.threads
+    finally:
+        service.stop()
+
+
+def test_model_missing_is_reported_for_download_fake_engine(
+    rig: Rig, engine: FakeEngine, qtbot: Any
+) -> None:
+    engine.load_error = ModelMissingError("Fun-ASR-MLT-Nano-2512 is not installed")
+    with qtbot.waitSignal(rig.controller.model_missing, timeout=WAIT_MS):
+        _hold(rig, qtbot, 0.5)
+    qtbot.waitUntil(lambda: rig.controller.state is AppState.ERROR, timeout=WAIT_MS)
+    assert not rig.output.delivered
+
+
+def test_memory_fallback_is_told_fake_engine(rig: Rig, qtbot: Any) -> None:
+    report = LoadReport(Precision.INT8, "cpu", 1.0, False, "not enough free memory")
+    rig.service.worker.loaded.emit(report)
+    qtbot.waitUntil(lambda: "Model loaded with less memory" in rig.notifier.titles(),
+                    timeout=WAIT_MS)
+    assert "INT8 on the CPU" in rig.notifier.messages[-1][1]
+
+
+def test_taken_hotkey_is_told(qtbot: Any, tmp_path: Path, engine: FakeEngine) -> None:
+    rig = Rig(tmp_path, engine, FakeHotkeys(taken=["ctrl+alt+space"]))
+    try:
+        assert rig.notifier.titles() == ["Hotkey problem"]
+        assert "already used" in rig.notifier.messages[0][1]
+    finally:
+        rig.controller.shutdown()
+        rig.service.stop()
+
+
+def test_paste_failure_is_told_and_text_kept_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.output.result = OutputResult(False, PasteMethod.PASTE, "The paste failed. It is on the "
+                                     "clipboard and in Recent.")
+    _hold(rig, qtbot, 0.5)
+    qtbot.waitUntil(lambda: "Paste failed" in rig.notifier.titles(), timeout=WAIT_MS)
+    assert len(rig.history) == 1
+
+
+def test_lost_microphone_transcribes_what_was_captured_fake_engine(
+    rig: Rig, qtbot: Any
+) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(0.8, block=160)
+    rig.clock.now += 0.8
+    rig.sd.stream.lose_device()
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    assert "Microphone lost" in rig.notifier.titles()
+    qtbot.waitUntil(lambda: bool(rig.records()), timeout=WAIT_MS)
+    assert rig.records()[0]["stop_reason"] == "device_lost"
+
+
+def test_no_speech_pastes_nothing_fake_engine(rig: Rig, qtbot: Any) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(0.5, value=0.0, block=160)  # silence
+    rig.clock.now += 0.5
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: "No speech heard" in rig.notifier.titles(), timeout=WAIT_MS)
+    assert not rig.output.delivered and len(rig.history) == 0
