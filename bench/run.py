@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,40 @@ def timed_calls(owner: Any, name: str, into: list[float]) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, original)
+
+
+class TokenClock:
+    """A generate() streamer that notes when each new token comes out.
+
+    The first token ends the prefill (one forward over prompt and audio embeddings); the
+    time between the first and the last token, over their count, is the decode rate.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.token_times: list[float] = []
+
+    def put(self, value: Any) -> None:
+        if value.numel() == 1:  # a step's new token; the prompt arrives first, empty
+            self.token_times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+@contextmanager
+def token_clocks(llm: Any, into: list[TokenClock]) -> Iterator[None]:
+    original = llm.generate
+
+    def generate(*args: Any, **kwargs: Any) -> Any:
+        into.append(TokenClock())
+        return original(*args, streamer=into[-1], **kwargs)
+
+    llm.generate = generate
+    try:
+        yield
+    finally:
+        llm.generate = original
 
 
 def utterance(seconds: float) -> Any:
@@ -211,26 +246,81 @@ def infer(
 ) -> dict[str, Any]:
     model = model_of(runner)
     encoder_times: list[float] = []
-    generate_times: list[float] = []
+    clocks: list[TokenClock] = []
     out: dict[str, Any] = {}
     runner.transcribe(audio[5.0], 16000, language="en")  # warm-up: first-call allocations
-    with (
-        timed_calls(model, "encode", encoder_times),
-        timed_calls(model.llm, "generate", generate_times),
-    ):
+    with timed_calls(model, "encode", encoder_times), token_clocks(model.llm, clocks):
         for seconds, samples in audio.items():
             encoder_times.clear()
-            generate_times.clear()
+            clocks.clear()
             started = time.perf_counter()
             runner.transcribe(samples, 16000, language="en")
             out[f"latency_{seconds:.0f}s"] = time.perf_counter() - started
             if seconds == 10.0:
                 out["encoder_10s_seconds"] = sum(encoder_times)
-                # generate = prefill + tokens; the prefill is one forward over the prompt
-                out["generate_10s_seconds"] = sum(generate_times)
-    out["decode_ms_per_token"] = 1000 * out["generate_10s_seconds"] / args.tokens
+                times = [t for clock in clocks for t in clock.token_times]
+                out["prefill_10s_seconds"] = sum(c.token_times[0] - c.started for c in clocks)
+                out["decoded_tokens"] = len(times)
+                steps = sum(len(c.token_times) - 1 for c in clocks)
+                decoding = sum(c.token_times[-1] - c.token_times[0] for c in clocks)
+                out["decode_ms_per_token"] = 1000 * decoding / max(steps, 1)
     out["peak_rss"] = peak_rss()
     return out
+
+
+def measure_app_at_rest(models: Path, runs: int = 3) -> dict[str, Any]:
+    """The tray app at rest: launch → tray icon shown, and RSS before the first dictation.
+
+    Runs the real app on a private Xvfb + tray host + PulseAudio (the end-to-end tests'
+    harness), so the microphone stream is open as it is for a user.
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    from desktop.harness import DesktopSession
+
+    launches: list[dict[str, float]] = []
+    with DesktopSession() as desktop:
+        for run in range(runs):
+            scratch = desktop.root / f"app-{run}"
+            report = scratch / "report.jsonl"
+            environment = {
+                "NANODICTATE_MODELS_DIR": str(models),
+                "NANODICTATE_CONFIG_DIR": str(scratch / "config"),
+                "NANODICTATE_DATA_DIR": str(scratch / "data"),
+                "NANODICTATE_CACHE_DIR": str(scratch / "cache"),
+                "NANODICTATE_TEST_REPORT": str(report),
+            }
+            launched = time.perf_counter()
+            app = desktop.popen(
+                [sys.executable, "-m", "nanodictate"], name=f"app{run}", env=environment
+            )
+
+            def started(report: Path = report) -> dict[str, Any] | None:
+                for line in report.read_text().splitlines() if report.exists() else []:
+                    event = json.loads(line)
+                    if event.get("event") == "started":
+                        return dict(event)
+                return None
+
+            event = desktop.wait_for(started, 30, "the tray app to start")
+            seen = time.perf_counter() - launched
+            time.sleep(3.0)  # at rest: services started, microphone stream open
+            status = Path(f"/proc/{app.pid}/status").read_text()
+            rest_kb = next(
+                int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")
+            )
+            modules = Path(f"/proc/{app.pid}/maps").read_text()
+            launches.append(
+                {
+                    "launch_to_started_s": seen,
+                    "tray_shown_ms": float(event["tray_ms"]),
+                    "rss_at_rest_mb": rest_kb / 1024,
+                    "torch_loaded": float("libtorch" in modules),
+                }
+            )
+            app.terminate()
+            app.wait(timeout=20)
+    best = min(launches, key=lambda launch: launch["launch_to_started_s"])
+    return {"runs": launches, **best}
 
 
 # ------------------------------------------------------------------------ driver
@@ -276,6 +366,7 @@ ROWS = [
     ("RSS loaded, above baseline (MB)", "loaded_above_baseline", MB, "{:.0f}"),
     ("peak / loaded (model only)", "peak_over_loaded", 1.0, "{:.2f}"),
     ("encoder, 10 s audio (s)", "encoder_10s_seconds", 1.0, "{:.3f}"),
+    ("prefill, 10 s audio (s)", "prefill_10s_seconds", 1.0, "{:.3f}"),
     ("decode (ms/token)", "decode_ms_per_token", 1.0, "{:.1f}"),
     ("latency 5 s utterance (s)", "latency_5s", 1.0, "{:.2f}"),
     ("latency 10 s utterance (s)", "latency_10s", 1.0, "{:.2f}"),
@@ -333,6 +424,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, help="JSON file (default: bench/out/<machine>.json)")
     parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--no-app", action="store_true", help="skip the tray app at rest")
     parser.add_argument("--side", choices=["ours", "default"], help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -377,6 +469,16 @@ def main() -> int:
         for precision in args.precisions.split(","):
             columns[f"ours {precision}"] = derive(run_side("ours", precision, args))
 
+    app_at_rest: dict[str, Any] | None = None
+    if not args.no_app:
+        with tempfile.TemporaryDirectory(prefix="nanodictate-bench-app-") as models:
+            from nanodictate.testing.replica import build_replica
+
+            # The app at rest never loads a model; a tiny one keeps it from offering a download.
+            build_replica(Path(models) / "Fun-ASR-MLT-Nano-2512")
+            shutil.copytree(args.vad, Path(models) / "fsmn-vad")
+            app_at_rest = measure_app_at_rest(Path(models))
+
     info = machine()
     kind = "smoke" if args.smoke else f"{args.device}-{info['gpu'] or info['cpu']}"
     header = (
@@ -386,6 +488,13 @@ def main() -> int:
     )
     print(header)
     print(table(columns, "default fp32"))
+    if app_at_rest is not None:
+        print(
+            f"tray app at rest: launch → 'started' {app_at_rest['launch_to_started_s']:.2f} s "
+            f"(icon shown {app_at_rest['tray_shown_ms']:.0f} ms after run_app began), "
+            f"RSS {app_at_rest['rss_at_rest_mb']:.0f} MB, torch loaded: "
+            f"{bool(app_at_rest['torch_loaded'])}"
+        )
     out = args.out or REPO / "bench" / "out" / f"{kind.replace(' ', '_').replace('/', '_')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -397,6 +506,7 @@ def main() -> int:
                 "smoke": args.smoke,
                 "threads": args.threads,
                 "results": columns,
+                "app_at_rest": app_at_rest,
             },
             indent=2,
         )

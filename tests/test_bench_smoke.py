@@ -26,3 +26,5 @@ def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     for column in columns.values():
         assert column["load_seconds"] > 0 and column["decode_ms_per_token"] > 0
     assert columns["ours int8"]["reload_from_cache"] is True
+    app = summary["app_at_rest"]
+    assert app["rss_at_rest_mb"] > 0 and app["torch_loaded"] == 0.0
