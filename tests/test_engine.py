@@ -337,6 +337,9 @@ def test_load_reports_the_fallback_simulated_memory(models_root: Path, tmp_path:
         report.fallback_reason or "x"
     )
     assert "FP32 on the RAM needs" in (report.fallback_reason or "")
+    # the next dictation asks for FP32 again: no reload, the fallback stands
+    again = engine.load("fp32", "cpu")
+    assert again.seconds == 0.0 and again.precision is Precision.INT8
     engine.unload()
 
 

@@ -200,6 +200,8 @@ class _Loaded:
     placement: Placement
     llm_dtype: str
     detector: SpeechDetector | None
+    # What was asked for: after a fallback the same request must not reload every time.
+    requested: tuple[Precision, DeviceChoice]
 
 
 def default_threads() -> int:
@@ -279,14 +281,13 @@ class Engine:
         precision, device = Precision(precision), DeviceChoice(device)
         with self._lock:
             loaded = self._loaded
-            if (
-                loaded is not None
-                and loaded.placement.precision is precision
-                and (device is DeviceChoice.AUTO or loaded.placement.device == device.value)
-            ):
+            if loaded is not None and loaded.requested == (precision, device):
                 if self._state is EngineState.OFFLOADED:
                     self._restore_to_gpu(loaded)
-                return LoadReport(precision, loaded.placement.device, 0.0, True, None)
+                placement = loaded.placement
+                return LoadReport(
+                    placement.precision, placement.device, 0.0, True, placement.fallback_reason
+                )
             if loaded is not None:
                 self.unload()
             self._set_state(EngineState.LOADING)
@@ -336,7 +337,7 @@ class Engine:
             or (placement.precision is Precision.INT8 and placement.device == "cuda")
             else "fp32"
         )
-        self._loaded = _Loaded(automodel, placement, llm_dtype, detector)
+        self._loaded = _Loaded(automodel, placement, llm_dtype, detector, (precision, device))
         seconds = time.perf_counter() - started
         log.info(
             "Model loaded: %s on %s in %.1f s%s",
