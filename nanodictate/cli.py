@@ -195,7 +195,8 @@ def run_models(args: argparse.Namespace) -> int:
     root = args.model_dir or model_store.default_models_dir()
     if args.models_command == "list":
         for status in model_store.describe_models(root):
-            print(f"{status.name:18} {status.state:12} {status.folder}")
+            size = model_store.human_size(status.size_bytes) if status.installed else ""
+            print(f"{status.name:18} {status.state:12} {size:>9}  {status.folder}")
         return EXIT_OK
     spec = model_store.spec_for(args.name)
     if args.models_command == "verify":
@@ -205,7 +206,11 @@ def run_models(args: argparse.Namespace) -> int:
         return EXIT_OK
     from nanodictate.core.download import download_model, terminal_progress
 
-    folder = download_model(spec, root, source=args.source, progress=terminal_progress())
+    progress = terminal_progress()
+    try:
+        folder = download_model(spec, root, source=args.source, progress=progress)
+    finally:
+        progress.finish()  # end the progress line also when the download fails
     print(f"{spec.display_name}: downloaded to {folder}")
     return EXIT_OK
 
@@ -221,8 +226,9 @@ def run_remote(command: str) -> int:
         )
         return EXIT_FAILED
     if answer != "ok":
-        print(f"nanodictate: the running app did not accept {command!r} ({answer})",
-              file=sys.stderr)
+        print(
+            f"nanodictate: the running app did not accept {command!r} ({answer})", file=sys.stderr
+        )
         return EXIT_FAILED
     return EXIT_OK
 
