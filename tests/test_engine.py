@@ -420,3 +420,21 @@ def test_cli_reports_a_missing_model_without_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "nanodictate models download" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_stale_int8_cache_is_rebuilt(
+    models_root: Path, tmp_path: Path, hello: np.ndarray
+) -> None:
+    import torch
+
+    engine = _engine(models_root, tmp_path)
+    engine.load("int8", "cpu")
+    engine.unload()
+    (cache_path,) = tmp_path.glob("*-int8-*.pt")
+    cache = torch.load(cache_path, weights_only=True)
+    del cache["tensors"][next(k for k in cache["tensors"] if k.endswith(".weight_int8"))]
+    torch.save(cache, cache_path)
+    report = engine.load("int8", "cpu")
+    assert report.from_cache is False
+    assert engine.transcribe(hello, 16000).text == DETERMINISTIC_TEXT
+    engine.unload()

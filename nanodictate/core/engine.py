@@ -319,8 +319,13 @@ class Engine:
                 precision.value,
                 placement.fallback_reason,
             )
+        from nanodictate.core.weights import StaleCacheError
+
         try:
-            automodel, from_cache = self._build(placement, checkpoint_path)
+            try:
+                automodel, from_cache = self._build(placement, checkpoint_path)
+            except StaleCacheError:
+                automodel, from_cache = self._build(placement, checkpoint_path)
         except torch.cuda.OutOfMemoryError:
             if placement.device != "cuda":
                 raise
@@ -404,9 +409,15 @@ class Engine:
                     if cache is None:
                         raise ModelCorruptError(f"The INT8 cache {cache_path} cannot be read back.")
                 else:
-                    notify_loaded(model, cache["source_keys"])
+                    notify_loaded(model, cache.get("source_keys", []))
                 activation = torch.float32 if placement.device == "cpu" else torch.bfloat16
-                weights.load_int8_weights(model, cache, target, activation)
+                try:
+                    weights.load_int8_weights(model, cache, target, activation)
+                except weights.StaleCacheError:
+                    log.warning("The INT8 cache does not fit this model; rebuilding it")
+                    del cache
+                    cache_path.unlink(missing_ok=True)
+                    raise
             else:
                 checkpoint = weights.open_checkpoint(checkpoint_path)
                 notify_loaded(model, list(checkpoint))

@@ -6,6 +6,7 @@ imported it (it is in ``sys.modules``), so the tray app at rest stays light.
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 import sys
@@ -53,18 +54,29 @@ def cuda_memory() -> CudaMemory | None:
     )
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # find_library runs ldconfig in a subprocess: look it up once, not per call.
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name, use_errno=True)
+    except OSError:
+        return None
+
+
 def trim_heap() -> bool:
     # glibc keeps freed heap pages mapped; after unloading a 2 GB model the RSS stays at
     # 1.9–2.4 GB until malloc_trim(0) hands them back (measured, see MODEL-NOTES.md).
-    if not sys.platform.startswith("linux"):
-        return False
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(libc_name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # musl has no malloc_trim
+        trim = libc.malloc_trim if libc is not None else None
+    except AttributeError:  # musl has no malloc_trim
+        return False
+    if trim is None:
         return False
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
@@ -92,17 +104,14 @@ def drop_file_pages(address: int, length: int) -> None:
     peak near what the model finally holds. Only for clean pages of a file mapping: a later
     read simply faults the data back in from the file.
     """
-    if not sys.platform.startswith("linux") or length <= 0:
+    libc = _libc()
+    if libc is None or length <= 0:
         return
     page = 4096
     start = (address + page - 1) // page * page
     end = (address + length) // page * page
     if end <= start:
         return
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return
-    libc = ctypes.CDLL(libc_name, use_errno=True)
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     libc.madvise.restype = ctypes.c_int
     if libc.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED):

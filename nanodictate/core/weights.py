@@ -19,6 +19,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,12 @@ from nanodictate.core.memory import drop_file_pages, trim_heap
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
+
+
+class StaleCacheError(ModelCorruptError):
+    """The INT8 cache does not fit the model: it is deleted and rebuilt, never shown."""
+
+
 _LLM_PREFIX = "llm."
 
 
@@ -288,19 +295,12 @@ def load_int8_weights(
 
     def int8_source(module_name: str) -> tuple[torch.Tensor, torch.Tensor]:
         owner = tied.get(module_name, module_name)
-        return tensors[f"{owner}.weight_int8"], tensors[f"{owner}.weight_scale"]
+        try:
+            return tensors[f"{owner}.weight_int8"], tensors[f"{owner}.weight_scale"]
+        except KeyError:
+            raise StaleCacheError(f"The INT8 cache has no {owner}") from None
 
-    if embedding is not None:
-        weight_int8, scale = int8_source(embedding)
-        if device.type != "cpu":
-            weight_int8, scale = weight_int8.to(device), scale.to(device)
-        parent, child = _parent(model, embedding)
-        setattr(parent, child, Int8Embedding(weight_int8, scale, activation_dtype))
-    for index, name in enumerate(_linear_names(model)):
-        if index % 32 == 31:
-            # Each prepack leaves a freed temporary between long-lived packed weights;
-            # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
-            trim_heap()
+    def quantized_layer(name: str) -> nn.Module:
         old = model.get_submodule(name)
         assert isinstance(old, nn.Linear)
         weight_int8, scale = int8_source(name)
@@ -314,15 +314,34 @@ def load_int8_weights(
         # Tied to the embedding or not, pages copied into the packed layer can go; the
         # embedding faults back in the few rows it reads.
         _release(weight_int8)
-        parent, child = _parent(model, name)
-        setattr(parent, child, new)
+        return new
+
+    if embedding is not None:
+        weight_int8, scale = int8_source(embedding)
+        if device.type != "cpu":
+            weight_int8, scale = weight_int8.to(device), scale.to(device)
+        parent, child = _parent(model, embedding)
+        setattr(parent, child, Int8Embedding(weight_int8, scale, activation_dtype))
+    linears = _linear_names(model)
+    # FBGEMM prepacking is most of a cached load (4.4 of 5.9 s on 2 cores) and runs outside
+    # the GIL, so the layers are packed on as many threads as torch computes with.
+    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
+        for index, (name, new) in enumerate(
+            zip(linears, pool.map(quantized_layer, linears), strict=True)
+        ):
+            if index % 32 == 31:
+                # Each prepack leaves a freed temporary between long-lived packed weights;
+                # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
+                trim_heap()
+            parent, child = _parent(model, name)
+            setattr(parent, child, new)
     missing = [
         name
         for name, param in model.named_parameters(remove_duplicate=False)
         if param.device.type == "meta" and name not in tensors
     ]
     if missing:
-        raise ModelCorruptError(f"The INT8 cache lacks {missing[0]}; it will be rebuilt.")
+        raise StaleCacheError(f"The INT8 cache has no {missing[0]}")
     float_dtype = torch.float32 if device.type == "cpu" else activation_dtype
     load_float_weights(
         model, tensors, FloatPlan(device=device, llm_dtype=float_dtype), original_buffers
