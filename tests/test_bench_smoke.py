@@ -22,9 +22,16 @@ def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     summary = json.loads(out.read_text())
     assert summary["smoke"] and summary["machine"]["torch"]
     columns = summary["results"]
-    assert set(columns) == {"default fp32", "ours int8", "ours bf16", "ours fp32"}
+    assert set(columns) == {
+        "default fp32",
+        "ours int8 first",
+        "ours int8",
+        "ours bf16",
+        "ours fp32",
+    }
     for column in columns.values():
         assert column["load_seconds"] > 0 and column["decode_ms_per_token"] > 0
-    assert columns["ours int8"]["reload_from_cache"] is True
+    assert columns["ours int8 first"]["load_from_cache"] is False
+    assert columns["ours int8"]["load_from_cache"] is True
     app = summary["app_at_rest"]
     assert app["rss_at_rest_mb"] > 0 and app["torch_loaded"] == 0.0
