@@ -8,8 +8,8 @@ Environment:
   ``fsmn-vad/`` (wins over the models-folder setting); ``NANODICTATE_CACHE_DIR`` — the INT8
   cache; ``NANODICTATE_CONFIG_DIR`` — settings folder; ``NANODICTATE_DATA_DIR`` — history.
 - ``NANODICTATE_TEST_REPORT=path`` — TEST HOOK: append one JSON line per event ("started",
-  then one per dictation with key-down→first-frame and key-up→pasted times, never the text),
-  for the end-to-end tests.
+  then one per dictation with key-down→first-frame and key-up→pasted times, never the text;
+  "tray" whenever the tray icon's state or tooltip changes), for the end-to-end tests.
 - ``NANODICTATE_TRAY_WAIT`` — seconds to wait for a system tray to appear (default 5: at login
   the panel may start after us).
 """
@@ -140,15 +140,20 @@ def run_app(argv: Sequence[str]) -> int:
         problems = _start_services(parts)
         from nanodictate.core.memory import process_rss
 
-        _write_report(report_path, {
-            "event": "started",
-            "tray_ms": round(tray_ms, 1),
-            "ready_ms": round((time.monotonic() - started) * 1000, 1),
-            "rss_mb": round(process_rss() / 2**20, 1),
-            "platform": parts["backends"].name,
-            "hotkey_problems": problems,
-            "pid": os.getpid(),
-        })
+        _write_report(
+            report_path,
+            {
+                "event": "started",
+                "tray_ms": round(tray_ms, 1),
+                "ready_ms": round((time.monotonic() - started) * 1000, 1),
+                "rss_mb": round(process_rss() / 2**20, 1),
+                "platform": parts["backends"].name,
+                "hotkey_problems": problems,
+                "pid": os.getpid(),
+                "tray_state": tray.state.value,
+                "tooltip": tray.tooltip_text(),
+            },
+        )
 
     QTimer.singleShot(0, after_show)
     _quit_on_signals(app)
@@ -235,6 +240,13 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         report_path=report_path,
     )
     tray = Tray(controller, settings, icon=icon)
+    if report_path is not None:
+        tray.tooltip_changed.connect(
+            lambda text: _write_report(
+                report_path,
+                {"event": "tray", "state": tray.state.value, "tooltip": text, "time": time.time()},
+            )
+        )
     downloader = ModelDownloader(models_dir)
     windows: dict[str, Any] = {}
 
@@ -283,8 +295,11 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         tray.downloading = None
         tray.update_tooltip()
         menu.show_download(not ok)
-        notifier.show("Model download" if ok else "Model download failed", message,
-                      level="info" if ok else "error")
+        notifier.show(
+            "Model download" if ok else "Model download failed",
+            message,
+            level="info" if ok else "error",
+        )
 
     controller.model_missing.connect(offer_download)
     downloader.progress.connect(download_progress)
@@ -307,10 +322,21 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
 
     settings.add_listener(on_setting)
     return {
-        "app": app, "settings": settings, "history": history, "recorder": recorder,
-        "backends": backends, "engine": engine, "controller": controller, "tray": tray,
-        "menu": menu, "notifier": notifier, "downloader": downloader, "models_dir": models_dir,
-        "report_path": report_path, "offer_download": offer_download, "clipboard": clipboard,
+        "app": app,
+        "settings": settings,
+        "history": history,
+        "recorder": recorder,
+        "backends": backends,
+        "engine": engine,
+        "controller": controller,
+        "tray": tray,
+        "menu": menu,
+        "notifier": notifier,
+        "downloader": downloader,
+        "models_dir": models_dir,
+        "report_path": report_path,
+        "offer_download": offer_download,
+        "clipboard": clipboard,
     }
 
 

@@ -182,7 +182,7 @@ class DictationController(QObject):
         elif hotkey_id == DICTATE_ID or hotkey_id.startswith(LANGUAGE_PREFIX):
             hold = self.settings.get(S.HOTKEY_MODE) == "push_to_talk"
             if hotkey_id.startswith(LANGUAGE_PREFIX):
-                language = hotkey_id[len(LANGUAGE_PREFIX):]
+                language = hotkey_id[len(LANGUAGE_PREFIX) :]
         else:
             log.debug("Unknown hotkey id %s", hotkey_id)
             return
@@ -236,6 +236,7 @@ class DictationController(QObject):
             self.recorder.cancel()
             log.info("Hotkey tapped for %.0f ms: ignored", (now - dictation.key_down) * 1000)
             self._report(dictation, event="ignored_tap")
+            self._release_preload()
             self._update_state()
             return
         dictation.key_up = now
@@ -245,6 +246,7 @@ class DictationController(QObject):
             self.sounds.play("stop")
         if recording.seconds <= 0:
             self._report(dictation, event="empty")
+            self._release_preload()
             self._update_state()
             return
         hotwords: list[str] = self.settings.get(S.HOTWORDS)
@@ -271,7 +273,14 @@ class DictationController(QObject):
         self._register_cancel(False)
         log.info("Dictation cancelled")
         self._report(dictation, event="cancelled")
+        self._release_preload()
         self._update_state()
+
+    def _release_preload(self) -> None:
+        """A dictation ended without a transcription. With "unload immediately" the worker
+        keeps the model loaded at key-down for the transcription; none comes, so unload now."""
+        if self.settings.get(S.UNLOAD_AFTER_MINUTES) == 0:
+            self.unload_model("dictation ended without a transcription")
 
     @Slot(str)
     def _on_recorder_stopped(self, reason: str) -> None:
@@ -383,7 +392,8 @@ class DictationController(QObject):
         dictation = self._pending.pop(failure.job_id or -1, None)
         error = failure.error
         message = (
-            str(error) if isinstance(error, NanodictateError)
+            str(error)
+            if isinstance(error, NanodictateError)
             else "An unexpected error happened; the log has the details."
         )
         self._set_error(message)
@@ -438,9 +448,7 @@ class DictationController(QObject):
         self._pasting -= 1
         if not outcome.ok and outcome.message:
             self.notifier.show("Paste failed", outcome.message, level="warning")
-        self._report(
-            dictation, event="dictation", transcription=result, done=done, outcome=outcome
-        )
+        self._report(dictation, event="dictation", transcription=result, done=done, outcome=outcome)
         self._update_state()
 
     # ================================================================== hotkeys
@@ -470,14 +478,15 @@ class DictationController(QObject):
                 problems.append(f"The hotkey {text!r} is not valid: {error}")
         if problems:
             # One notification for all of them: the first is the one that matters most.
-            self.notifier.show("Hotkey problem", " ".join(dict.fromkeys(problems)),
-                               level="warning")
+            self.notifier.show("Hotkey problem", " ".join(dict.fromkeys(problems)), level="warning")
         return problems
 
     def _hotkey_texts(self) -> dict[str, str]:
         """Hotkey id → the hotkey's text, for the dictation hotkeys in the settings."""
-        wanted = {DICTATE_ID: self.settings.get(S.HOTKEY_DICTATE),
-                  TOGGLE_ID: self.settings.get(S.HOTKEY_TOGGLE)}
+        wanted = {
+            DICTATE_ID: self.settings.get(S.HOTKEY_DICTATE),
+            TOGGLE_ID: self.settings.get(S.HOTKEY_TOGGLE),
+        }
         favourites: dict[str, str] = self.settings.get(S.FAVOURITE_HOTKEYS)
         for code, text in favourites.items():
             wanted[LANGUAGE_PREFIX + code] = text
@@ -646,6 +655,11 @@ class DictationController(QObject):
             record["transcribe_ms"] = round(done.seconds * 1000, 1)
             if done.load_report is not None:
                 record["load_seconds"] = round(float(done.load_report.seconds), 3)
+            # The model that transcribed: loaded by this job, or before it (at key-down).
+            load = done.load_report if done.load_report is not None else self.last_load
+            if load is not None:
+                record["precision"] = str(getattr(load.precision, "value", load.precision))
+                record["device"] = str(load.device)
         if outcome is not None:
             record["ok"] = bool(outcome.ok)
             record["method"] = str(outcome.method)

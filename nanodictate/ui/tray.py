@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QObject, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
@@ -29,6 +29,8 @@ def _megabytes(count: int) -> str:
 
 
 class Tray(QObject):
+    tooltip_changed = Signal(str)  # the new tooltip (for the end-to-end test report)
+
     def __init__(
         self, controller: Any, settings: S.Settings, icon: QSystemTrayIcon | None = None
     ) -> None:
@@ -40,12 +42,18 @@ class Tray(QObject):
         self._state = AppState.UNLOADED
         self._step = 0
         self.downloading: str | None = None  # progress text while a model downloads
+        self._tooltip = ""
         controller.state_changed.connect(self._on_state)
         controller.level_changed.connect(self._on_level)
         controller.memory_changed.connect(lambda _report: self.update_tooltip())
         controller.engine_state_changed.connect(lambda _state: self.update_tooltip())
         settings.add_listener(lambda _setting, _value: self.update_tooltip())
         self.update_tooltip()
+
+    @property
+    def state(self) -> AppState:
+        """The state the icon shows."""
+        return self._state
 
     @Slot(str)
     def _on_state(self, state: str) -> None:
@@ -95,4 +103,8 @@ class Tray(QObject):
         return "\n".join(lines)
 
     def update_tooltip(self) -> None:
-        self.icon.setToolTip(self.tooltip_text())
+        text = self.tooltip_text()
+        self.icon.setToolTip(text)
+        if text != self._tooltip:
+            self._tooltip = text
+            self.tooltip_changed.emit(text)

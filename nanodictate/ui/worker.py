@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 MAX_PENDING = 8
 OFFLOADED_FACTOR = 3
+# "Unload immediately" waits this long after a transcription: the unload's garbage collection
+# holds the GIL for a few hundred ms and would delay the paste that runs right then.
+IMMEDIATE_UNLOAD_DELAY_MS = 1000
 
 
 class EngineLike(Protocol):
@@ -171,7 +174,7 @@ class EngineWorker(QObject):
                 self._handle(request)
             except Exception:  # never let one request kill the thread
                 log.exception("Engine request %s failed", type(request).__name__)
-            self._arm_idle()
+            self._arm_idle(preload=isinstance(request, LoadRequest))
 
     def _handle(self, request: Request) -> None:
         if isinstance(request, IdlePolicy):
@@ -230,14 +233,17 @@ class EngineWorker(QObject):
 
     # ------------------------------------------------------------------ idle
 
-    def _arm_idle(self) -> None:
+    def _arm_idle(self, *, preload: bool = False) -> None:
         if self._engine is None or _state_name(self._engine.state) == "unloaded":
             return
         minutes = self._policy.minutes
         if minutes < 0:
             return
         if minutes == 0:
-            self._on_idle()
+            # After a load at key-down, wait for the recording's transcription (unloading now
+            # would make it load again; a cancelled dictation unloads through the controller,
+            # this timer is the safety net).
+            self._idle.start(self.minute_ms if preload else IMMEDIATE_UNLOAD_DELAY_MS)
             return
         self._idle.start(minutes * self.minute_ms)
 

@@ -50,6 +50,7 @@ __all__ = [
     "DesktopError",
     "DesktopSession",
     "TextWindow",
+    "WindowGeometry",
     "missing_tools",
     "pids_with_marker",
 ]
@@ -108,7 +109,7 @@ def _wait_for(
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
-        if result is not None and result is not False:
+        if result:  # truthy: an empty list or 0 is not an answer yet
             return result  # type: ignore[return-value]
         if time.monotonic() >= deadline:
             raise DesktopError(f"timed out after {timeout:.1f} s waiting for {what}")
@@ -200,6 +201,23 @@ class TextWindow:
             raise DesktopError("the text window is not running")
         stdin.write(line.encode() + b"\n")
         stdin.flush()
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """A viewable X window: its id, WM_CLASS and where it is on the screen."""
+
+    id: int
+    x: int  # root coordinates
+    y: int
+    width: int
+    height: int
+    wm_class: tuple[str, str] | None  # (instance, class)
+    top_level: bool  # a child of the root (False: embedded, e.g. an icon in the tray)
+
+    @property
+    def center(self) -> tuple[int, int]:
+        return self.x + self.width // 2, self.y + self.height // 2
 
 
 # Sessions not closed yet (closed at interpreter exit if a test forgot to).
@@ -547,6 +565,63 @@ class DesktopSession:
         fonts: check text through TextWindow.text(), not the picture."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.run(["import", "-window", "root", str(path)], timeout=20, capture=False)
+        return path
+
+    def windows(self, wm_class: str | None = None) -> list[WindowGeometry]:
+        """Viewable windows (any depth) whose WM_CLASS instance or class is `wm_class` (all
+        viewable windows with a WM_CLASS when None), in stacking order, bottom first."""
+        from Xlib import X
+        from Xlib import display as xdisplay
+        from Xlib import error as xerror
+
+        display = xdisplay.Display(self.display)
+        found: list[WindowGeometry] = []
+        try:
+            root = display.screen().root
+
+            def walk(window: Any) -> None:
+                try:
+                    children = window.query_tree().children
+                except xerror.XError:
+                    return
+                for child in children:
+                    try:
+                        if child.get_attributes().map_state != X.IsViewable:
+                            continue
+                        classes = child.get_wm_class()
+                        geometry = child.get_geometry()
+                        origin = root.translate_coords(child, 0, 0)
+                    except xerror.XError:  # gone meanwhile
+                        continue
+                    if classes is not None and (wm_class is None or wm_class in classes):
+                        found.append(
+                            WindowGeometry(
+                                int(child.id), int(origin.x), int(origin.y),
+                                int(geometry.width), int(geometry.height),
+                                (str(classes[0]), str(classes[1])), window == root,
+                            )
+                        )  # fmt: skip
+                    walk(child)
+
+            walk(root)
+        finally:
+            display.close()
+        return found
+
+    def tray_icon(self, wm_class: str, timeout: float = 10.0) -> WindowGeometry:
+        """The icon a program (by WM_CLASS) has embedded in the tray, once it is there."""
+
+        def embedded() -> WindowGeometry | None:
+            icons = [w for w in self.windows(wm_class) if not w.top_level and w.width > 1]
+            return icons[0] if icons else None
+
+        return _wait_for(embedded, timeout, f"a tray icon of {wm_class!r}", interval=0.05)
+
+    def screenshot_window(self, window: WindowGeometry | int, path: Path) -> Path:
+        """Save one window (its current pixels on screen) as PNG."""
+        window_id = window.id if isinstance(window, WindowGeometry) else int(window)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.run(["import", "-window", str(window_id), str(path)], timeout=20, capture=False)
         return path
 
     def tray_owner(self) -> int:

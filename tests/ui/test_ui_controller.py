@@ -61,9 +61,16 @@ class Rig:
         self.clock = Clock()
         self.report = tmp_path / "report.jsonl"
         self.controller = DictationController(
-            settings=self.settings, recorder=self.recorder, engine=self.service,
-            history=self.history, output=self.output, notifier=self.notifier,
-            hotkeys=hotkeys, focus=self.focus, report_path=self.report, clock=self.clock,
+            settings=self.settings,
+            recorder=self.recorder,
+            engine=self.service,
+            history=self.history,
+            output=self.output,
+            notifier=self.notifier,
+            hotkeys=hotkeys,
+            focus=self.focus,
+            report_path=self.report,
+            clock=self.clock,
         )
         hotkeys.start(self.controller.hotkey_event)
         self.controller.apply_hotkeys()
@@ -246,6 +253,30 @@ def test_unload_immediately_fake_engine(rig: Rig, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
 
 
+def test_unload_immediately_keeps_the_key_down_preload_fake_engine(
+    rig: Rig, engine: FakeEngine, qtbot: Any
+) -> None:
+    """The model loaded at key-down stays for the transcription (one load per dictation, not
+    load, unload, load); a cancelled dictation unloads it at once."""
+    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 0)
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    qtbot.wait(50)  # an unload, if one came, would have come by now
+    assert rig.controller.engine_state == "ready"
+    rig.sd.stream.feed_seconds(0.5, value=0.1, block=160)
+    rig.clock.now += 0.5
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    assert [c[0] for c in engine.calls] == ["load", "load", "transcribe", "unload"]
+
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    rig.hotkeys.fire("cancel", True)
+    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    assert rig.records()[-1]["event"] == "cancelled"
+
+
 def test_requests_run_in_order_from_a_bounded_queue_fake_engine(
     qtbot: Any, engine: FakeEngine
 ) -> None:
@@ -287,8 +318,9 @@ def test_model_missing_is_reported_for_download_fake_engine(
 def test_memory_fallback_is_told_fake_engine(rig: Rig, qtbot: Any) -> None:
     report = LoadReport(Precision.INT8, "cpu", 1.0, False, "not enough free memory")
     rig.service.worker.loaded.emit(report)
-    qtbot.waitUntil(lambda: "Model loaded with less memory" in rig.notifier.titles(),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: "Model loaded with less memory" in rig.notifier.titles(), timeout=WAIT_MS
+    )
     assert "INT8 on the CPU" in rig.notifier.messages[-1][1]
 
 
@@ -303,16 +335,15 @@ def test_taken_hotkey_is_told(qtbot: Any, tmp_path: Path, engine: FakeEngine) ->
 
 
 def test_paste_failure_is_told_and_text_kept_fake_engine(rig: Rig, qtbot: Any) -> None:
-    rig.output.result = OutputResult(False, PasteMethod.PASTE, "The paste failed. It is on the "
-                                     "clipboard and in Recent.")
+    rig.output.result = OutputResult(
+        False, PasteMethod.PASTE, "The paste failed. It is on the clipboard and in Recent."
+    )
     _hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: "Paste failed" in rig.notifier.titles(), timeout=WAIT_MS)
     assert len(rig.history) == 1
 
 
-def test_lost_microphone_transcribes_what_was_captured_fake_engine(
-    rig: Rig, qtbot: Any
-) -> None:
+def test_lost_microphone_transcribes_what_was_captured_fake_engine(rig: Rig, qtbot: Any) -> None:
     rig.hotkeys.fire("dictate", True)
     qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
     rig.sd.stream.feed_seconds(0.8, block=160)
