@@ -107,7 +107,10 @@ class Setting(Generic[T]):
 # ---------------------------------------------------------------------------------- model
 
 MODEL_DIR = Setting(
-    "model_dir", str, "", "Models folder",
+    "model_dir",
+    str,
+    "",
+    "Models folder",
     help="Empty: the user data folder. Applies at the next start.",
 )
 LANGUAGE = Setting(
@@ -169,7 +172,10 @@ HOTKEY_DICTATE = Setting(
     help="Held (push-to-talk) or pressed twice (toggle), as the hotkey mode says.",
 )
 HOTKEY_TOGGLE = Setting(
-    "hotkey_toggle", str, "", "Toggle hotkey",
+    "hotkey_toggle",
+    str,
+    "",
+    "Toggle hotkey",
     help="Optional: always press to start, press again to stop.",
 )
 # Escape is grabbed only while recording, so it does not steal Esc from other programs.
@@ -279,7 +285,9 @@ class Settings:
         if stored > target:
             log.warning(
                 "Settings file %s is from a newer version (%d > %d); unknown keys are kept",
-                self.path, stored, target,
+                self.path,
+                stored,
+                target,
             )
             return
         for version in range(stored + 1, target + 1):
@@ -301,8 +309,9 @@ class Settings:
         try:
             return setting.decode(raw)
         except (ValueError, TypeError) as error:
-            log.warning("Setting %s has an unusable value (%s); using the default", setting.name,
-                        error)
+            log.warning(
+                "Setting %s has an unusable value (%s); using the default", setting.name, error
+            )
             return _fresh(setting.default)
 
     def set(self, setting: Setting[T], value: T) -> None:

@@ -48,8 +48,13 @@ def test_a_too_open_existing_file_is_made_private(tmp_path: Path) -> None:
 def test_recent_is_newest_first_with_all_fields(tmp_path: Path) -> None:
     history = History(tmp_path / "h.sqlite3")
     for i in range(3):
-        history.add(f"text {i}", language="ja", audio_seconds=i + 0.5, latency_seconds=0.1 * i,
-                    created=1000.0 + i)
+        history.add(
+            f"text {i}",
+            language="ja",
+            audio_seconds=i + 0.5,
+            latency_seconds=0.1 * i,
+            created=1000.0 + i,
+        )
     entries = history.recent(2)
     assert [e.text for e in entries] == ["text 2", "text 1"]
     assert entries[0].language == "ja"

@@ -34,7 +34,7 @@ def test_stereo_48k_is_mixed_to_mono_and_resampled_to_16k() -> None:
     left = 0.5 * np.sin(2 * np.pi * 440 * t)
     block = np.stack([left, np.zeros_like(left)], axis=1)  # right channel silent
     for start in range(0, 48000, 960):
-        stream.feed(block[start:start + 960])
+        stream.feed(block[start : start + 960])
     recording = recorder.stop()
     assert recording.native_rate == 48000
     assert recording.samples.dtype == np.float32

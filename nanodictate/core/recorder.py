@@ -94,8 +94,13 @@ def list_input_devices(sd: Any) -> list[InputDevice]:
         channels = int(info.get("max_input_channels", 0))
         if channels > 0:
             found.append(
-                InputDevice(index, str(info["name"]), channels,
-                            int(info.get("default_samplerate", 0)), index == default)
+                InputDevice(
+                    index,
+                    str(info["name"]),
+                    channels,
+                    int(info.get("default_samplerate", 0)),
+                    index == default,
+                )
             )
     return found
 
@@ -198,8 +203,7 @@ class Recorder:
             info = self._sd.query_devices(self.device, "input")
         except Exception as error:
             raise MicrophoneError(
-                "No microphone found. Connect one, or pick another in the tray menu "
-                "(Microphone)."
+                "No microphone found. Connect one, or pick another in the tray menu (Microphone)."
             ) from error
         channels = max(1, min(MAX_CAPTURE_CHANNELS, int(info.get("max_input_channels", 1))))
         rate = int(info.get("default_samplerate") or TARGET_RATE)

@@ -141,7 +141,8 @@ class TextOutput:
             if self.keyboard is None:
                 self._copy(text)
                 return OutputResult(
-                    False, method,
+                    False,
+                    method,
                     "Cannot send keys on this desktop, so the text was copied: paste it with "
                     "Ctrl+V.",
                 )
@@ -195,7 +196,8 @@ class TextOutput:
             # Nobody asked for the text: the paste probably went nowhere (Handy 522). Keep
             # the text on the clipboard instead of restoring, and say so.
             return OutputResult(
-                False, PasteMethod.PASTE,
+                False,
+                PasteMethod.PASTE,
                 "The paste may not have arrived. The text is on the clipboard and in Recent.",
             )
         restored = self._restore_if_ours(saved, text)

@@ -10,6 +10,7 @@ import enum
 import functools
 import logging
 import math
+import sys
 from pathlib import Path
 
 from PySide6.QtCore import QRectF, Qt
@@ -18,7 +19,12 @@ from PySide6.QtSvg import QSvgRenderer
 
 log = logging.getLogger(__name__)
 
-ICON_DIR = Path(__file__).resolve().parents[2] / "resources" / "icons"
+# The source tree (editable install) first, then where a wheel puts them (pyproject data-files).
+_ICON_DIRS = (
+    Path(__file__).resolve().parents[2] / "resources" / "icons",
+    Path(sys.prefix) / "share" / "nanodictate" / "icons",
+)
+ICON_DIR = next((folder for folder in _ICON_DIRS if folder.is_dir()), _ICON_DIRS[0])
 SIZE = 64
 LEVEL_STEPS = 8
 # The capsule of the SVGs (x, y, w, h, radius), in the 64×64 viewBox.
@@ -80,8 +86,6 @@ def icon_for(state: AppState, step: int = 0) -> QIcon:
         painter = QPainter(pixmap)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setClipPath(capsule)
-        painter.fillRect(
-            QRectF(x, y + h - inset - height, w, height), QColor(255, 255, 255, 200)
-        )
+        painter.fillRect(QRectF(x, y + h - inset - height, w, height), QColor(255, 255, 255, 200))
         painter.end()
     return QIcon(pixmap)

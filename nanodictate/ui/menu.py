@@ -79,9 +79,7 @@ class TrayMenu(QMenu):
             action.setCheckable(True)
             action.setChecked(value == current)
             action.setData(value)
-            action.triggered.connect(
-                lambda _checked=False, v=value, s=setting: self._choose(s, v)
-            )
+            action.triggered.connect(lambda _checked=False, v=value, s=setting: self._choose(s, v))
             group.addAction(action)
             menu.addAction(action)
         self._groups[setting.name] = group
@@ -127,9 +125,7 @@ class TrayMenu(QMenu):
             action = QAction(label, menu)
             action.setCheckable(True)
             action.setChecked(name == current)
-            action.triggered.connect(
-                lambda _checked=False, n=name: self._choose(S.MICROPHONE, n)
-            )
+            action.triggered.connect(lambda _checked=False, n=name: self._choose(S.MICROPHONE, n))
             group.addAction(action)
             menu.addAction(action)
 

@@ -30,8 +30,10 @@ from nanodictate import settings as S
 log = logging.getLogger(__name__)
 
 SECTIONS: tuple[tuple[str, tuple[S.Setting[Any], ...]], ...] = (
-    ("Hotkeys", (S.HOTKEY_MODE, S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL,
-                 S.FAVOURITE_HOTKEYS)),
+    (
+        "Hotkeys",
+        (S.HOTKEY_MODE, S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL, S.FAVOURITE_HOTKEYS),
+    ),
     ("Recognition", (S.LANGUAGE, S.HOTWORDS, S.ITN)),
     ("Output", (S.PASTE_METHOD, S.SOUNDS)),
     ("Microphone", (S.KEEP_MICROPHONE_OPEN, S.MAX_RECORDING_SECONDS)),

@@ -74,8 +74,9 @@ def test_a_stale_socket_file_is_replaced(qapp: Any) -> None:
         server.close()
 
 
-def test_socket_name_is_per_user_and_config_dir(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_socket_name_is_per_user_and_config_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("NANODICTATE_CONFIG_DIR", str(tmp_path / "a"))
     first = server_name()
     monkeypatch.setenv("NANODICTATE_CONFIG_DIR", str(tmp_path / "b"))

@@ -64,8 +64,14 @@ class FakeClipboard:
 
 
 class FakeKeyboard:
-    def __init__(self, log: Log, clipboard: FakeClipboard, *, released: bool = True,
-                 target_reads: bool = True) -> None:
+    def __init__(
+        self,
+        log: Log,
+        clipboard: FakeClipboard,
+        *,
+        released: bool = True,
+        target_reads: bool = True,
+    ) -> None:
         self.log = log
         self.clipboard = clipboard
         self.released = released
@@ -108,14 +114,26 @@ TERMINAL = SimpleNamespace(id=2, is_terminal=True)
 
 def make(**options: Any) -> tuple[TextOutput, Log, FakeClipboard, FakeKeyboard, FakeFocus]:
     log = Log()
-    clipboard = FakeClipboard(log, detect=options.pop("detect", True),
-                              takes=options.pop("takes", True))
-    keyboard = FakeKeyboard(log, clipboard, released=options.pop("released", True),
-                            target_reads=options.pop("target_reads", True))
-    focus = FakeFocus(log, options.pop("focused", EDITOR),
-                      can_refocus=options.pop("can_refocus", True))
-    output = TextOutput(clipboard, keyboard, focus, timings=OutputTimings(**options),
-                        sleep=log.sleep, clock=log.clock)
+    clipboard = FakeClipboard(
+        log, detect=options.pop("detect", True), takes=options.pop("takes", True)
+    )
+    keyboard = FakeKeyboard(
+        log,
+        clipboard,
+        released=options.pop("released", True),
+        target_reads=options.pop("target_reads", True),
+    )
+    focus = FakeFocus(
+        log, options.pop("focused", EDITOR), can_refocus=options.pop("can_refocus", True)
+    )
+    output = TextOutput(
+        clipboard,
+        keyboard,
+        focus,
+        timings=OutputTimings(**options),
+        sleep=log.sleep,
+        clock=log.clock,
+    )
     return output, log, clipboard, keyboard, focus
 
 

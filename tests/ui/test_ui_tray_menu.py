@@ -45,7 +45,7 @@ def settings(tmp_path: Path) -> S.Settings:
 
 def test_every_state_has_its_own_icon(qapp: Any) -> None:
     images = [icon_for(state).pixmap(32, 32).toImage() for state in AppState]
-    assert all(a != b for i, a in enumerate(images) for b in images[i + 1:])
+    assert all(a != b for i, a in enumerate(images) for b in images[i + 1 :])
     assert not any(icon_for(state).isNull() for state in AppState)
     quiet = icon_for(AppState.RECORDING, 0).pixmap(64, 64).toImage()
     loud = icon_for(AppState.RECORDING, level_step(0.3)).pixmap(64, 64).toImage()
@@ -71,10 +71,13 @@ def test_tray_follows_state_level_and_memory(qapp: Any, settings: S.Settings) ->
     assert "日本語" in tray.icon.toolTip()
 
 
-def _menu(settings: S.Settings, controller: StubController, history: History,
-          calls: list[str]) -> TrayMenu:
+def _menu(
+    settings: S.Settings, controller: StubController, history: History, calls: list[str]
+) -> TrayMenu:
     return TrayMenu(
-        settings, controller, history,
+        settings,
+        controller,
+        history,
         on_settings=lambda: calls.append("settings"),
         on_quit=lambda: calls.append("quit"),
         on_download=lambda: calls.append("download"),
@@ -100,8 +103,18 @@ def test_menu_choices_apply_at_once(qapp: Any, settings: S.Settings, tmp_path: P
     settings.set(S.HOTKEY_MODE, "toggle")  # changed elsewhere: the menu follows
     assert menu.checked_value(S.HOTKEY_MODE) == "toggle"
     titles = [a.text() for a in menu.actions()]
-    assert {"Language", "Precision", "Device", "Hotkey mode", "Unload after", "Unload now",
-            "Microphone", "Recent", "Settings…", "Quit"} <= set(titles)
+    assert {
+        "Language",
+        "Precision",
+        "Device",
+        "Hotkey mode",
+        "Unload after",
+        "Unload now",
+        "Microphone",
+        "Recent",
+        "Settings…",
+        "Quit",
+    } <= set(titles)
 
 
 def test_unload_microphone_and_recent(qapp: Any, settings: S.Settings, tmp_path: Path) -> None:

@@ -71,8 +71,12 @@ class FakeSoundDevice:
         self.rate = rate
         self.channels = channels
         self.devices = [
-            {"name": f"Mic {i}", "max_input_channels": channels, "max_output_channels": 0,
-             "default_samplerate": float(rate)}
+            {
+                "name": f"Mic {i}",
+                "max_input_channels": channels,
+                "max_output_channels": 0,
+                "default_samplerate": float(rate),
+            }
             for i in range(devices)
         ]
         self.default = SimpleNamespace(device=[0, 0])
@@ -148,11 +152,17 @@ class FakeEngine:
             self._set(EngineState.UNLOADED)
             raise self.load_error
         self._set(EngineState.READY)
-        return LoadReport(Precision(precision), self.device, self.load_seconds or 0.01, False,
-                          None)
+        return LoadReport(Precision(precision), self.device, self.load_seconds or 0.01, False, None)
 
-    def transcribe(self, audio: Any, sample_rate: int | None = None, *, language: str = "en",
-                   hotwords: Sequence[str] = (), itn: bool = True) -> Transcription:
+    def transcribe(
+        self,
+        audio: Any,
+        sample_rate: int | None = None,
+        *,
+        language: str = "en",
+        hotwords: Sequence[str] = (),
+        itn: bool = True,
+    ) -> Transcription:
         self.calls.append(("transcribe", language, tuple(hotwords), itn))
         samples = np.asarray(audio)
         text = self.text if np.any(samples) else ""
