@@ -251,7 +251,6 @@ class Engine:
         self._probe: MemoryProbe = memory_probe or SystemMemoryProbe()
         self._decode_tokens = decode_tokens
         self._lock = threading.RLock()
-        memory.limit_malloc_arenas()
         self._loaded: _Loaded | None = None
         self._state = EngineState.UNLOADED
         self.on_state_change: Callable[[EngineState], None] | None = None

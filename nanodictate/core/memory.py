@@ -93,22 +93,6 @@ def release_freed_memory() -> None:
     trim_heap()
 
 
-_M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas() -> None:
-    """Let all threads share one glibc malloc arena.
-
-    Loading packs weights on several threads; with an arena per thread, freed model memory
-    stayed fragmented across arenas: after three load/unload cycles of the full-size model
-    the process held 171 MB more than before, against 75 MB with one arena (load time the
-    same). Only affects arenas created after the call.
-    """
-    libc = _libc()
-    if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(_M_ARENA_MAX, 1)
-
-
 _MADV_DONTNEED = 4
 
 

@@ -19,7 +19,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,19 +321,17 @@ def load_int8_weights(
             weight_int8, scale = weight_int8.to(device), scale.to(device)
         parent, child = _parent(model, embedding)
         setattr(parent, child, Int8Embedding(weight_int8, scale, activation_dtype))
-    linears = _linear_names(model)
-    # FBGEMM prepacking is most of a cached load (4.4 of 5.9 s on 2 cores) and runs outside
-    # the GIL, so the layers are packed on as many threads as torch computes with.
-    with ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads())) as pool:
-        for index, (name, new) in enumerate(
-            zip(linears, pool.map(quantized_layer, linears), strict=True)
-        ):
-            if index % 32 == 31:
-                # Each prepack leaves a freed temporary between long-lived packed weights;
-                # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
-                trim_heap()
-            parent, child = _parent(model, name)
-            setattr(parent, child, new)
+    # FBGEMM prepacking is most of a cached load (4.4 of 5.9 s on 2 cores). Packing on a
+    # thread pool cut that to 4.0 s, but the packed weights then lived in per-thread malloc
+    # arenas and 50–100 MB more stayed behind after each unload; limiting glibc to one arena
+    # fixed that and made decoding 25 % slower. So: one thread, memory that comes back.
+    for index, name in enumerate(_linear_names(model)):
+        if index % 32 == 31:
+            # Each prepack leaves a freed temporary between long-lived packed weights;
+            # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
+            trim_heap()
+        parent, child = _parent(model, name)
+        setattr(parent, child, quantized_layer(name))
     missing = [
         name
         for name, param in model.named_parameters(remove_duplicate=False)
