@@ -80,7 +80,7 @@ def _select(env: Mapping[str, str], system: str) -> PlatformBackends:
     display = env.get("DISPLAY", "")
     notes: list[str] = []
     if forced == "wayland":
-        return wayland.create_backends()
+        return wayland.create_backends(env)
     if forced not in ("", "x11", "unavailable"):
         notes.append(f"${OVERRIDE_ENV}={forced!r} is not a backend (x11, wayland, unavailable)")
 
@@ -93,7 +93,7 @@ def _select(env: Mapping[str, str], system: str) -> PlatformBackends:
     if forced != "unavailable" and (
         env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE", "").lower() == "wayland"
     ):
-        chosen = wayland.create_backends()
+        chosen = wayland.create_backends(env)
         return PlatformBackends(
             chosen.hotkeys, chosen.keyboard, chosen.focus, chosen.name, (*notes, *chosen.notes)
         )
@@ -121,7 +121,8 @@ def select_backends(
     """Pick the backends for this session and log the choice (and any fallback reason) once.
 
     Linux/BSD: X11 when $DISPLAY is set, the X server answers and this is not a Wayland
-    session (WAYLAND_DISPLAY set and XDG_SESSION_TYPE=wayland); else Wayland (no hotkeys;
+    session (WAYLAND_DISPLAY set and XDG_SESSION_TYPE=wayland); else Wayland (hotkeys through
+    the desktop portal's GlobalShortcuts when the session bus has it, else none;
     wtype/ydotool or copy-only output); else "unavailable". Windows and macOS get their own
     modules. `environ` and `system` default to os.environ and sys.platform (tests pass them).
     """

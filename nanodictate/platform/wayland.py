@@ -2,8 +2,9 @@
 
 - Hotkeys: a Wayland client cannot grab keys or see keys sent to other windows. The user binds
   `nanodictate toggle` (or `start`/`stop`) to a key in the compositor; the running app gets the
-  command over its local socket. (The xdg-desktop-portal GlobalShortcuts interface would give
-  press and release on some desktops; not implemented yet.)
+  command over its local socket. Where the session bus has the xdg-desktop-portal
+  GlobalShortcuts interface, hotkeys go through it instead (`portal.PortalHotkeys`: the desktop
+  binds the key and reports press and release).
 - Keyboard output: `wtype` (virtual-keyboard protocol: wlroots compositors, not GNOME) or
   `ydotool` (uinput: needs the ydotoold daemon and access to /dev/uinput). Neither can observe
   the keyboard, so `wait_until_keys_released` can only wait a short grace period.
@@ -20,9 +21,13 @@ import logging
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from nanodictate.platform.base import KeyboardOutputUnavailableError, PlatformBackends
+from nanodictate.platform.base import (
+    HotkeyBackend,
+    KeyboardOutputUnavailableError,
+    PlatformBackends,
+)
 from nanodictate.platform.unavailable import (
     CopyOnlyKeyboardOutput,
     NoFocusTracker,
@@ -104,8 +109,24 @@ class WaylandCommandKeyboard:
             )
 
 
-def create_backends() -> PlatformBackends:
-    notes = [WAYLAND_HOTKEY_REASON]
+def _portal_hotkeys(environ: Mapping[str, str]) -> HotkeyBackend | None:
+    """The GlobalShortcuts portal backend when the session bus offers it; logs the choice."""
+    from nanodictate.platform import portal
+
+    address = portal.session_bus_address(environ)
+    version, reason = portal.probe_global_shortcuts(address)
+    if version is None or address is None:
+        log.info("Wayland hotkeys: desktop portal GlobalShortcuts not used: %s", reason)
+        return None
+    log.info("Wayland hotkeys: desktop portal GlobalShortcuts (version %d)", version)
+    return portal.PortalHotkeys(address, version=version)
+
+
+def create_backends(environ: Mapping[str, str] | None = None) -> PlatformBackends:
+    """Wayland backends; hotkeys through the GlobalShortcuts portal when `environ`'s session
+    bus has it (no probe when `environ` is None), else the unavailable-hotkeys fallback."""
+    portal_hotkeys = _portal_hotkeys(environ) if environ is not None else None
+    notes = [] if portal_hotkeys is not None else [WAYLAND_HOTKEY_REASON]
     keyboard: WaylandCommandKeyboard | CopyOnlyKeyboardOutput
     for tool in ("wtype", "ydotool"):
         exe = shutil.which(tool)
@@ -116,7 +137,7 @@ def create_backends() -> PlatformBackends:
         keyboard = CopyOnlyKeyboardOutput(WAYLAND_COPY_ONLY_REASON)
         notes.append(WAYLAND_COPY_ONLY_REASON)
     return PlatformBackends(
-        hotkeys=UnavailableHotkeys(WAYLAND_HOTKEY_REASON, name="wayland"),
+        hotkeys=portal_hotkeys or UnavailableHotkeys(WAYLAND_HOTKEY_REASON, name="wayland"),
         keyboard=keyboard,
         focus=NoFocusTracker(WAYLAND_FOCUS_REASON, name="wayland"),
         name="wayland",

@@ -501,6 +501,10 @@ class DictationController(QObject):
         """
         if self.hotkeys is None or on == self._cancel_registered:
             return
+        if getattr(self.hotkeys, "name", "") == "portal":
+            # The desktop portal rebinds the whole set (and may ask the user) on every change:
+            # no per-recording cancel key there; `nanodictate cancel` still works.
+            return
         ids = (CANCEL_ID, CANCEL_HELD_ID)
         if not on:
             self._cancel_registered = False
