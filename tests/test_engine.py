@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -365,33 +366,27 @@ def test_importing_nanodictate_leaves_torch_out() -> None:
     assert output.stdout.strip() == "[]"
 
 
+def _nanodictate(*arguments: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI as a user runs it, with its own INT8 cache folder."""
+    environment = {**os.environ, "NANODICTATE_CACHE_DIR": str(tmp_path / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "nanodictate", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+    )
+
+
 def test_cli_transcribes_to_json(models_root: Path, tmp_path: Path) -> None:
     from nanodictate.testing.speech import speak
 
     wav = speak("good morning, nanodictate", tmp_path / "morning.wav")
-    environment = {"NANODICTATE_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nanodictate",
-            "transcribe",
-            str(wav),
-            "--model-dir",
-            str(models_root),
-            "--json",
-            "--language",
-            "en",
-            "--hotword",
-            "nanodictate",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={**__import__("os").environ, **environment},
-    )
+    done = _nanodictate(
+        "transcribe", str(wav), "--model-dir", str(models_root), "--json",
+        "--language", "en", "--hotword", "nanodictate", "--device", "cpu",
+        tmp_path=tmp_path,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     output = json.loads(done.stdout)
     assert output["text"] == DETERMINISTIC_TEXT
@@ -400,23 +395,12 @@ def test_cli_transcribes_to_json(models_root: Path, tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_missing_model_without_traceback(tmp_path: Path) -> None:
-    wav = tmp_path / "x.wav"
     import soundfile
 
+    wav = tmp_path / "x.wav"
     soundfile.write(wav, np.zeros(16000, np.float32), 16000)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nanodictate",
-            "transcribe",
-            str(wav),
-            "--model-dir",
-            str(tmp_path / "none"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = _nanodictate(
+        "transcribe", str(wav), "--model-dir", str(tmp_path / "none"), tmp_path=tmp_path
     )
     assert done.returncode == 1
     assert "nanodictate models download" in done.stderr and "Traceback" not in done.stderr
