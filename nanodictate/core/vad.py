@@ -147,24 +147,10 @@ def _check_weights(model: Any, checkpoint_path: Path) -> None:
     leaving random weights that would "detect" speech at random. The file is 1.7 MB, so
     reading it once more costs a few milliseconds.
     """
-    import torch
+    from nanodictate.core.weights import open_checkpoint
 
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ModelCorruptError(
-            f"The speech-detection model file {checkpoint_path} cannot be read; download the "
-            f"model again. ({_first_line(error)})"
-        ) from error
-    for wrapper in ("state_dict", "model"):  # the wrappers funasr's loader also unwraps
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(wrapper), dict):
-            checkpoint = checkpoint[wrapper]
-    if not isinstance(checkpoint, dict):
-        raise ModelCorruptError(
-            f"The speech-detection model file {checkpoint_path} holds no model weights; "
-            "download the model again."
-        )
-    stored = {key.removeprefix("module."): value for key, value in checkpoint.items()}
+    # Unwraps and strips "module." as funasr does; an unreadable file is a ModelCorruptError.
+    stored = open_checkpoint(checkpoint_path)
     expected = model.model.state_dict()
     wrong = [
         key

@@ -77,11 +77,20 @@ def open_checkpoint(path: Path) -> dict[str, torch.Tensor]:
             f"{path.name} in {path.parent} cannot be read ({error.__class__.__name__}: "
             f"{error}). The file is damaged or incomplete: download the model again."
         ) from error
-    while isinstance(loaded, dict) and len(loaded) == 1:
-        (only,) = loaded.values()
-        if not isinstance(only, dict):
+    # The wrappers funasr's own loader unwraps (a training checkpoint keeps the weights
+    # beside its optimizer state).
+    while isinstance(loaded, dict):
+        wrapped = next(
+            (
+                loaded[key]
+                for key in ("state_dict", "model_state_dict", "model")
+                if isinstance(loaded.get(key), dict)
+            ),
+            None,
+        )
+        if wrapped is None:
             break
-        loaded = only
+        loaded = wrapped
     if not isinstance(loaded, dict) or not all(
         isinstance(value, torch.Tensor) for value in loaded.values()
     ):
