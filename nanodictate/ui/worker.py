@@ -301,12 +301,29 @@ def _is_user_error(error: BaseException) -> bool:
     return isinstance(error, NanodictateError)
 
 
+class EngineThread(QThread):
+    """A QThread that keeps one Python thread state for its whole life.
+
+    A plain QThread runs its event loop in C++: PySide6 creates a Python thread state for each
+    slot call and deletes it when the slot returns. pybind11 modules (kaldi-native-fbank, which
+    funasr's frontend and the FSMN-VAD call) remember the thread state that was current when
+    their internals were created; a later slot then hands that freed state back to CPython and
+    the app dies with SIGSEGV (pybind11 issue 2888, fixed upstream in pull request 5870, not
+    in the kaldi-native-fbank wheels we get). It struck when the model finished loading in one
+    request and the first transcription came in the next — a long first dictation.
+    Running the event loop from a Python ``run`` keeps the thread state alive between slots.
+    """
+
+    def run(self) -> None:
+        self.exec()
+
+
 class EngineService(QObject):
     """Starts the worker's thread and stops it cleanly (GUI side)."""
 
     def __init__(self, engine_factory: Callable[[], EngineLike], max_pending: int = MAX_PENDING):
         super().__init__()
-        self.thread_ = QThread()
+        self.thread_ = EngineThread()
         self.thread_.setObjectName("nanodictate-engine")
         self.worker = EngineWorker(engine_factory, max_pending)
         self.worker.moveToThread(self.thread_)

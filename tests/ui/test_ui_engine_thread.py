@@ -1,0 +1,134 @@
+"""The engine's QThread keeps one Python thread state for its life.
+
+Regression for the SIGSEGV that lost a long first dictation: the model finished loading in one
+request, the transcription came in the next, and kaldi-native-fbank (pybind11) handed CPython
+the thread state of the first request, already deleted by PySide6 (pybind11 issue 2888).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from ui_fakes import FakeEngine
+
+from nanodictate.core.engine import EngineState
+from nanodictate.testing.replica import DETERMINISTIC_TEXT
+from nanodictate.ui.worker import EngineService, LoadRequest, TranscribeRequest
+
+WAIT_MS = 10_000
+
+
+class ThreadLocalProbeEngine(FakeEngine):
+    """Remembers a threading.local value set at load: it lives in the Python thread state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local = threading.local()
+        self.seen_at_transcribe: list[Any] = []
+
+    def load(self, precision: Any = "int8", device: Any = "auto") -> Any:
+        if self.state is EngineState.UNLOADED:  # the transcription's request loads again
+            self.local.marker = "set while loading"
+        return super().load(precision, device)
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        self.seen_at_transcribe.append(getattr(self.local, "marker", None))
+        return super().transcribe(*args, **kwargs)
+
+
+def _submit_after_the_current_request(service: EngineService, request: Any) -> None:
+    # Queued to the worker's thread, this runs only once the running request's slot has
+    # returned: the next request then arrives in a slot of its own.
+    QTimer.singleShot(0, service.worker, lambda: service.submit(request))
+
+
+def _transcribe_request(job_id: int) -> TranscribeRequest:
+    import numpy as np
+
+    return TranscribeRequest(job_id, np.zeros(16000, np.float32), 16000, "en", "int8", "cpu")
+
+
+def test_thread_state_survives_between_requests_fake_engine(qtbot: Any) -> None:
+    engine = ThreadLocalProbeEngine()
+    service = EngineService(lambda: engine)
+    try:
+        with qtbot.waitSignal(service.worker.loaded, timeout=WAIT_MS):
+            service.submit(LoadRequest("int8", "cpu"))
+        with qtbot.waitSignal(service.worker.transcribed, timeout=WAIT_MS):
+            _submit_after_the_current_request(service, _transcribe_request(1))
+    finally:
+        service.stop()
+    assert engine.seen_at_transcribe == ["set while loading"]
+
+
+_LOAD_THEN_TRANSCRIBE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from PySide6.QtCore import QCoreApplication, QTimer
+    from nanodictate.core.engine import Engine
+    from nanodictate.testing.speech import speech_with_silence
+    from nanodictate.ui.worker import EngineService, LoadRequest, TranscribeRequest
+
+    models, cache = Path(sys.argv[1]), Path(sys.argv[2])
+    app = QCoreApplication([])
+    service = EngineService(lambda: Engine(
+        models / "Fun-ASR-MLT-Nano-2512", vad_dir=models / "fsmn-vad", cache_dir=cache,
+        threads=2))
+    audio = speech_with_silence("hello world", before=0.5, after=1.0).samples
+    outcome = {}
+
+    def loaded(report):
+        # Queued to the worker's thread: it runs once the load's slot has returned, so the
+        # transcription is a request of its own, as when the user still speaks when the
+        # model is ready.
+        request = TranscribeRequest(1, audio, 16000, "en", "int8", "cpu")
+        QTimer.singleShot(0, service.worker, lambda: service.submit(request))
+
+    def done(result):
+        outcome["text"] = result.result.text
+        app.quit()
+
+    def failed(failure):
+        outcome["error"] = repr(failure.error)
+        app.quit()
+
+    service.worker.loaded.connect(loaded)
+    service.worker.transcribed.connect(done)
+    service.worker.transcribe_failed.connect(failed)
+    service.worker.load_failed.connect(failed)
+    service.submit(LoadRequest("int8", "cpu"))
+    QTimer.singleShot(120_000, app.quit)
+    app.exec()
+    service.stop()
+    print(json.dumps(outcome))
+    """
+)
+
+
+def test_model_ready_before_the_first_transcription_does_not_crash(
+    models_root: Path, tmp_path: Path
+) -> None:
+    """The real engine, tiny replica and real FSMN-VAD on the app's engine thread, in a child
+    process because the failure this guards against is a segmentation fault."""
+    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    finished = subprocess.run(
+        [sys.executable, "-c", _LOAD_THEN_TRANSCRIBE, str(models_root), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=environment,
+    )
+    assert finished.returncode != -signal.SIGSEGV, finished.stderr[-2000:]
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    outcome = json.loads(finished.stdout.strip().splitlines()[-1])
+    assert outcome == {"text": DETERMINISTIC_TEXT}
