@@ -53,15 +53,18 @@ def _models_dir(settings: Any) -> Path:
 
 def _engine_factory(models_dir: Path, cache_dir: Path) -> Any:
     def make() -> Any:
-        # Runs on the engine thread at the first request.
-        from nanodictate.core.engine import Engine
+        # Runs on the engine thread at the first request. The engine itself runs in a child
+        # process: a crash in native code cannot take the tray and the recording with it.
+        from nanodictate.core.engine_process import EngineConfig, EngineProcess
         from nanodictate.core.model_store import FSMN_VAD, FUN_ASR_MLT_NANO, model_folder
 
         vad = model_folder(FSMN_VAD, models_dir)
-        return Engine(
-            model_folder(FUN_ASR_MLT_NANO, models_dir),
-            vad_dir=vad if vad.is_dir() else None,
-            cache_dir=cache_dir,
+        return EngineProcess(
+            EngineConfig(
+                model_folder(FUN_ASR_MLT_NANO, models_dir),
+                vad_dir=vad if vad.is_dir() else None,
+                cache_dir=cache_dir,
+            )
         )
 
     return make

@@ -31,3 +31,7 @@ class OutOfMemoryError(NanodictateError):
 
 class EngineStateError(NanodictateError):
     """The engine was asked to do something its state does not allow."""
+
+
+class EngineCrashedError(NanodictateError):
+    """The engine's process ended while it worked (a crash in native code, or killed)."""

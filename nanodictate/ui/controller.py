@@ -139,6 +139,7 @@ class DictationController(QObject):
         worker.load_failed.connect(self._on_load_failed)
         worker.transcribed.connect(self._on_transcribed)
         worker.transcribe_failed.connect(self._on_transcribe_failed)
+        worker.engine_restarting.connect(self._on_engine_restarting)
         worker.memory_changed.connect(self._on_memory)
         recorder.on_stop = lambda reason: self._recorder_stopped.emit(str(reason))
         settings.add_listener(self._on_setting)
@@ -401,6 +402,14 @@ class DictationController(QObject):
         if dictation is not None:
             self._report(dictation, event="failed")
         self._update_state()
+
+    @Slot(object)
+    def _on_engine_restarting(self, failure: Failure) -> None:
+        self.notifier.show(
+            "Speech engine restarted",
+            f"{failure.error} It was started again and is transcribing your recording again.",
+            level="warning",
+        )
 
     @Slot(object)
     def _on_transcribed(self, done: TranscribeDone) -> None:

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
+from nanodictate.core.errors import EngineCrashedError
+
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 8
@@ -29,6 +31,10 @@ OFFLOADED_FACTOR = 3
 # "Unload immediately" waits this long after a transcription: the unload's garbage collection
 # holds the GIL for a few hundred ms and would delay the paste that runs right then.
 IMMEDIATE_UNLOAD_DELAY_MS = 1000
+_CRASHED_WHILE_LOADING = (
+    "The speech engine stopped unexpectedly while loading the model. It starts again with "
+    "your next dictation; the log has the details."
+)
 
 
 class EngineLike(Protocol):
@@ -115,6 +121,7 @@ class EngineWorker(QObject):
     load_failed = Signal(object)  # Failure
     transcribed = Signal(object)  # TranscribeDone
     transcribe_failed = Signal(object)  # Failure
+    engine_restarting = Signal(object)  # Failure: the engine crashed, the job is tried again
     memory_changed = Signal(object)  # MemoryReport or None
     idle_action = Signal(str)  # "offload" / "unload", for the log and tests
 
@@ -189,9 +196,16 @@ class EngineWorker(QObject):
             self._transcribe(request)
 
     def _load(self, precision: str, device: str, job_id: int | None) -> Any | None:
+        """Load; a failure is reported (None returned), except a crash during a dictation's
+        load, which `_transcribe` answers by trying once more."""
         engine = self.engine
         try:
             report = engine.load(precision, device)
+        except EngineCrashedError:
+            if job_id is not None:
+                raise
+            self.load_failed.emit(Failure(job_id, EngineCrashedError(_CRASHED_WHILE_LOADING)))
+            return None
         except Exception as error:
             if not _is_user_error(error):
                 log.exception("Loading the model failed")
@@ -203,6 +217,18 @@ class EngineWorker(QObject):
         return report
 
     def _transcribe(self, request: TranscribeRequest) -> None:
+        """Transcribe; if the engine's process dies, start a new one and transcribe again."""
+        try:
+            self._transcribe_once(request)
+        except EngineCrashedError as crash:
+            log.warning("Engine crashed during job %d; restarting it once", request.job_id)
+            self.engine_restarting.emit(Failure(request.job_id, crash))
+            try:
+                self._transcribe_once(request)
+            except EngineCrashedError as again:
+                self.transcribe_failed.emit(Failure(request.job_id, again))
+
+    def _transcribe_once(self, request: TranscribeRequest) -> None:
         report = self._load(request.precision, request.device, job_id=request.job_id)
         if report is None:
             return
@@ -214,6 +240,8 @@ class EngineWorker(QObject):
                 hotwords=request.hotwords,
                 itn=request.itn,
             )
+        except EngineCrashedError:
+            raise
         except Exception as error:
             if not _is_user_error(error):
                 log.exception("Transcription failed")
