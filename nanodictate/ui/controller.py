@@ -28,6 +28,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from nanodictate import settings as S
 from nanodictate.core.errors import ModelMissingError, NanodictateError, OutOfMemoryError
 from nanodictate.core.recorder import MicrophoneError, Recording, StopReason
+from nanodictate.core.spool import RecordingSpool, SpooledRecording
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.ui.icons import AppState
 from nanodictate.ui.worker import (
@@ -65,6 +66,11 @@ class Dictation:
     key_up: float | None = None
     recording: Recording | None = None
     first_frame_at: float | None = None
+    # On disk from key-up until the text is in the history (None if the disk refused it).
+    spooled: SpooledRecording | None = None
+
+
+RECOVERED_TRIGGER = "recovered"
 
 
 class DictationController(QObject):
@@ -94,6 +100,7 @@ class DictationController(QObject):
         hotkeys: Any = None,  # platform HotkeyBackend
         focus: Any = None,  # platform FocusTracker
         sounds: Any = None,  # ui.sounds.Sounds
+        spool: RecordingSpool | None = None,
         report_path: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         paste_executor: concurrent.futures.Executor | None = None,
@@ -108,6 +115,7 @@ class DictationController(QObject):
         self.hotkeys = hotkeys
         self.focus = focus
         self.sounds = sounds
+        self.spool = spool
         self.report_path = report_path
         self._clock = clock
         self._paste_executor = paste_executor or concurrent.futures.ThreadPoolExecutor(
@@ -250,10 +258,15 @@ class DictationController(QObject):
             self._release_preload()
             self._update_state()
             return
+        dictation.spooled = self._keep_on_disk(recording.samples, dictation.language)
+        self._transcribe(dictation, recording.samples)
+        self._update_state()
+
+    def _transcribe(self, dictation: Dictation, samples: Any) -> None:
         hotwords: list[str] = self.settings.get(S.HOTWORDS)
         request = TranscribeRequest(
             job_id=dictation.job_id,
-            audio=recording.samples,
+            audio=samples,
             sample_rate=16000,
             language=dictation.language,
             precision=self.settings.get(S.PRECISION),
@@ -263,6 +276,55 @@ class DictationController(QObject):
         )
         if self._submit(request):
             self._pending[dictation.job_id] = dictation
+
+    def _keep_on_disk(self, samples: Any, language: str) -> SpooledRecording | None:
+        if self.spool is None:
+            return None
+        try:
+            return self.spool.keep(samples, language=language)
+        except OSError as error:
+            # The transcription goes on from memory; only a crash of the app itself would
+            # now lose the recording.
+            log.warning("Cannot keep the recording on disk: %s", error)
+            return None
+
+    def _text_is_safe(self, dictation: Dictation) -> None:
+        if self.spool is not None and dictation.spooled is not None:
+            self.spool.release(dictation.spooled)
+            dictation.spooled = None
+
+    # ================================================================== recovery
+
+    def offer_recovery(self) -> int:
+        """At start: offer to transcribe recordings an earlier run left unfinished."""
+        if self.spool is None:
+            return 0
+        left = self.spool.orphans()
+        if left:
+            count = f"{len(left)} recordings" if len(left) > 1 else "A recording"
+            self.notifier.show(
+                "Unfinished dictation",
+                f"{count} from an earlier session could not be transcribed. Click here to "
+                "transcribe now; the text goes to Recent (tray menu) and the clipboard.",
+                level="warning",
+                action=self.recover_recordings,
+            )
+        return len(left)
+
+    def recover_recordings(self) -> None:
+        """Transcribe every recording on disk not already on its way; text to history only."""
+        if self.spool is None:
+            return
+        busy = {d.spooled.audio_path for d in self._pending.values() if d.spooled is not None}
+        for entry in self.spool.orphans():
+            if entry.audio_path in busy:
+                continue
+            job_id, self._next_job = self._next_job, self._next_job + 1
+            dictation = Dictation(
+                job_id, RECOVERED_TRIGGER, False, entry.language, self._clock(), None
+            )
+            dictation.spooled = entry
+            self._transcribe(dictation, self.spool.read(entry))
         self._update_state()
 
     def cancel(self) -> None:
@@ -372,6 +434,8 @@ class DictationController(QObject):
         dictation = None if failure.job_id is None else self._pending.pop(failure.job_id, None)
         if dictation is not None:
             self._report(dictation, event="failed")
+            if dictation.spooled is not None:
+                failure = Failure(failure.job_id, _with_kept_note(failure.error))
         error = failure.error
         self._set_error(str(error))
         if isinstance(error, ModelMissingError):
@@ -397,6 +461,8 @@ class DictationController(QObject):
             if isinstance(error, NanodictateError)
             else "An unexpected error happened; the log has the details."
         )
+        if dictation is not None and dictation.spooled is not None:
+            message += _KEPT
         self._set_error(message)
         self.notifier.show("Transcription failed", message, level="error")
         if dictation is not None:
@@ -419,6 +485,7 @@ class DictationController(QObject):
         result = done.result
         text = str(result.text).strip()
         if not text:
+            self._text_is_safe(dictation)
             self.notifier.show("No speech heard", "Nothing was pasted.")
             self._report(dictation, event="no_speech", transcription=result, done=done)
             self._update_state()
@@ -433,9 +500,15 @@ class DictationController(QObject):
                 latency_seconds=latency,
             )
             self.history_changed.emit()
+            self._text_is_safe(dictation)
         except Exception:
             log.exception("Writing the history failed")
-        method = PasteMethod(self.settings.get(S.PASTE_METHOD))
+        # A recovered recording's window is long gone: its text goes to the clipboard only.
+        method = (
+            PasteMethod.COPY
+            if dictation.trigger == RECOVERED_TRIGGER
+            else PasteMethod(self.settings.get(S.PASTE_METHOD))
+        )
         self._pasting += 1
         self._update_state()
 
@@ -698,3 +771,13 @@ class DictationController(QObject):
             self.cancel()
         self._paste_executor.shutdown(wait=True, cancel_futures=False)
         self.settings.remove_listener(self._on_setting)
+
+
+_KEPT = " Your recording is kept and will be offered again when nanodictate starts."
+
+
+def _with_kept_note(error: BaseException) -> BaseException:
+    """The same kind of error, its message telling the user the recording is safe."""
+    if isinstance(error, NanodictateError):
+        return type(error)(str(error) + _KEPT)
+    return error

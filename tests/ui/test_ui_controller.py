@@ -17,6 +17,7 @@ from nanodictate.core.engine import LoadReport, Precision
 from nanodictate.core.errors import ModelMissingError
 from nanodictate.core.history import History
 from nanodictate.core.recorder import Recorder
+from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.ui.controller import DictationController
 from nanodictate.ui.icons import AppState
@@ -60,6 +61,7 @@ class Rig:
         self.notifier = FakeNotifier()
         self.clock = Clock()
         self.report = tmp_path / "report.jsonl"
+        self.spool = RecordingSpool(tmp_path / "spool")
         self.controller = DictationController(
             settings=self.settings,
             recorder=self.recorder,
@@ -69,6 +71,7 @@ class Rig:
             notifier=self.notifier,
             hotkeys=hotkeys,
             focus=self.focus,
+            spool=self.spool,
             report_path=self.report,
             clock=self.clock,
         )
@@ -363,3 +366,70 @@ def test_no_speech_pastes_nothing_fake_engine(rig: Rig, qtbot: Any) -> None:
     rig.hotkeys.fire("dictate", False)
     qtbot.waitUntil(lambda: "No speech heard" in rig.notifier.titles(), timeout=WAIT_MS)
     assert not rig.output.delivered and len(rig.history) == 0
+
+
+# ---------------------------------------------------------------------------- kept recordings
+
+
+class FailingEngine(FakeEngine):
+    """Loads, then fails every transcription with a user-facing error."""
+
+    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
+        from nanodictate.core.errors import EngineCrashedError
+
+        raise EngineCrashedError("The speech engine stopped unexpectedly (killed by SIGSEGV).")
+
+
+def test_recording_is_on_disk_from_key_up_until_its_text_is_in_history_fake_engine(
+    rig: Rig, qtbot: Any
+) -> None:
+    rig.engine.gate = threading.Event()  # hold the load, so the transcription waits
+    _hold(rig, qtbot, 1.0)
+    qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
+    kept = list(rig.spool.folder.glob("*.wav"))
+    assert len(kept) == 1 and kept[0].stat().st_mode & 0o777 == 0o600
+    assert rig.spool.folder.stat().st_mode & 0o777 == 0o700
+    assert len(rig.history) == 0
+    rig.engine.gate.set()
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    assert rig.history.recent(1)[0].text == "hello world"
+    assert list(rig.spool.folder.iterdir()) == []
+
+
+def test_failed_recording_is_kept_and_recovered_at_the_next_start_fake_engine(
+    qtbot: Any, tmp_path: Path, hotkeys: FakeHotkeys
+) -> None:
+    failing = Rig(tmp_path, FailingEngine(), hotkeys)
+    try:
+        _hold(failing, qtbot, 1.0)
+        qtbot.waitUntil(
+            lambda: "Transcription failed" in failing.notifier.titles(), timeout=WAIT_MS
+        )
+        message = failing.notifier.messages[-1][1]
+        assert "recording is kept" in message
+        assert len(list(failing.spool.folder.glob("*.wav"))) == 1
+    finally:
+        failing.controller.shutdown()
+        failing.service.stop()
+        failing.recorder.close()
+        failing.history.close()
+    # The next start, with an engine that works.
+    rig = Rig(tmp_path, FakeEngine(text="recovered words"), FakeHotkeys())
+    try:
+        assert rig.controller.offer_recovery() == 1
+        assert rig.notifier.titles()[-1] == "Unfinished dictation"
+        action = rig.notifier.actions[-1]
+        assert action is not None
+        action()
+        qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+        text, method, target, _ = rig.output.delivered[0]
+        # Text to history and the clipboard; the window of that session is gone.
+        assert (text, method, target) == ("recovered words", PasteMethod.COPY, None)
+        assert rig.history.recent(1)[0].text == "recovered words"
+        assert list(rig.spool.folder.iterdir()) == []
+        assert rig.controller.offer_recovery() == 0
+    finally:
+        rig.controller.shutdown()
+        rig.service.stop()
+        rig.recorder.close()
+        rig.history.close()
