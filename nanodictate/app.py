@@ -191,10 +191,12 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
     from nanodictate.core.history import History
     from nanodictate.core.model_store import default_cache_dir
     from nanodictate.core.recorder import Recorder, list_input_devices
+    from nanodictate.core.spool import RecordingSpool
     from nanodictate.core.text_output import TextOutput
     from nanodictate.platform import select_backends
     from nanodictate.ui.clipboard import QtClipboard
     from nanodictate.ui.controller import DictationController
+    from nanodictate.ui.download_dialog import DownloadOffer
     from nanodictate.ui.menu import TrayMenu
     from nanodictate.ui.model_download import ModelDownloader
     from nanodictate.ui.notifications import TrayNotifier
@@ -240,6 +242,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         hotkeys=backends.hotkeys,
         focus=backends.focus if focus_ok else None,
         sounds=Sounds(sounddevice),
+        spool=RecordingSpool(),
         report_path=report_path,
     )
     tray = Tray(controller, settings, icon=icon)
@@ -264,49 +267,20 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         window.raise_()
         window.activateWindow()
 
-    def start_download() -> None:
-        menu.show_download(True, "Downloading the speech model…")
-        downloader.start()
-
     menu = TrayMenu(
         settings,
         controller,
         history,
         on_settings=show_settings,
         on_quit=app.quit,
-        on_download=start_download,
+        # Opens the confirmation dialog; only its Download button downloads.
+        on_download=lambda: download_offer.confirm(),
         list_microphones=lambda: [d.name for d in list_input_devices(sounddevice)],
     )
     tray.icon.setContextMenu(menu)
 
-    def offer_download(_detail: str) -> None:
-        menu.show_download(True)
-        notifier.show(
-            "Speech model missing",
-            f"The speech model is not installed in {models_dir}. Click here (or use the tray "
-            "menu) to download it (about 1.9 GB).",
-            level="warning",
-            action=start_download,
-        )
-
-    def download_progress(_fraction: float, text: str) -> None:
-        tray.downloading = text
-        menu.show_download(True, text)
-        tray.update_tooltip()
-
-    def download_finished(ok: bool, message: str) -> None:
-        tray.downloading = None
-        tray.update_tooltip()
-        menu.show_download(not ok)
-        notifier.show(
-            "Model download" if ok else "Model download failed",
-            message,
-            level="info" if ok else "error",
-        )
-
-    controller.model_missing.connect(offer_download)
-    downloader.progress.connect(download_progress)
-    downloader.finished.connect(download_finished)
+    download_offer = DownloadOffer(downloader, notifier, menu, tray)
+    controller.model_missing.connect(download_offer.offer)
 
     def handle(command: str) -> bool:
         if command == "show":
@@ -338,7 +312,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         "downloader": downloader,
         "models_dir": models_dir,
         "report_path": report_path,
-        "offer_download": offer_download,
+        "offer_download": download_offer.offer,
         "clipboard": clipboard,
     }
 
@@ -360,6 +334,7 @@ def _start_services(parts: dict[str, Any]) -> list[str]:
             level="warning",
         )
     controller.start_microphone()
+    controller.offer_recovery()
     folder = model_folder(FUN_ASR_MLT_NANO, parts["models_dir"])
     problem = folder_problem(FUN_ASR_MLT_NANO, folder)
     if problem is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,16 +11,38 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu
 
 from nanodictate import settings as S
+from nanodictate.ui.icons import AppState
 
 log = logging.getLogger(__name__)
 
 RECENT_COUNT = 10
 _RECENT_LABEL_CHARS = 48
+_REASON_CHARS = 60
+_STATUS_TEXT = {
+    AppState.UNLOADED: "Model not loaded",
+    AppState.LOADING: "Loading the model…",
+    AppState.READY: "Ready",
+    AppState.RECORDING: "Recording…",
+    AppState.TRANSCRIBING: "Transcribing…",
+}
 
 
 def _short(text: str, limit: int = _RECENT_LABEL_CHARS) -> str:
     one_line = " ".join(text.split())
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def short_reason(message: str) -> str:
+    """The gist of an error message: its first clause, e.g. "X is not installed" of
+    "X is not installed: /path does not exist. Run …" (the full text is in the tooltip)."""
+    return _short(re.split(r"[.:]\s", message.strip(), maxsplit=1)[0].rstrip("."), _REASON_CHARS)
+
+
+def status_text(state: AppState, error: str | None) -> str:
+    """The menu's status line, in words for the user."""
+    if state is AppState.ERROR:
+        return f"Problem: {short_reason(error or 'the log has the details')}"
+    return _STATUS_TEXT[state]
 
 
 class TrayMenu(QMenu):
@@ -65,6 +88,8 @@ class TrayMenu(QMenu):
         settings.add_listener(self._on_setting)
         controller.state_changed.connect(lambda _state: self._refresh_status())
         controller.engine_state_changed.connect(lambda _state: self._refresh_status())
+        # The error can change without a state change; the menu shows the latest on opening.
+        self.aboutToShow.connect(self._refresh_status)
         self._refresh_status()
 
     # ------------------------------------------------------------------ choices
@@ -110,7 +135,7 @@ class TrayMenu(QMenu):
 
     def _refresh_status(self) -> None:
         self.unload_action.setEnabled(self.controller.engine_state != "unloaded")
-        self.status_action.setText(f"nanodictate — {self.controller.state.value}")
+        self.status_action.setText(status_text(self.controller.state, self.controller.error))
 
     def show_download(self, visible: bool, text: str | None = None) -> None:
         self.download_action.setVisible(visible)

@@ -1,14 +1,67 @@
-"""Download the missing models in a background thread, with progress as Qt signals."""
+"""Download the missing models in a background thread, with progress as Qt signals.
+
+What is downloaded and how big it is are decided here once (`models_to_download`,
+`download_size`), so the tooltip, the notification and the confirmation dialog cannot
+disagree about it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from nanodictate.core.model_store import (
+    FSMN_VAD,
+    FUN_ASR_MLT_NANO,
+    ModelSpec,
+    folder_problem,
+    human_size,
+    model_folder,
+)
+
+if TYPE_CHECKING:
+    from nanodictate.core.download import DownloadProgress
+
 log = logging.getLogger(__name__)
+
+# The app needs both; the small VAD first, so a hub that cannot deliver fails in seconds.
+APP_MODELS = (FSMN_VAD, FUN_ASR_MLT_NANO)
+
+DownloadFunction = Callable[
+    [ModelSpec, Path, Callable[["DownloadProgress"], None], threading.Event], object
+]
+
+
+def models_to_download(models_dir: Path) -> list[ModelSpec]:
+    """The models the app needs that are not usable in `models_dir`."""
+    return [
+        spec
+        for spec in APP_MODELS
+        if folder_problem(spec, model_folder(spec, models_dir)) is not None
+    ]
+
+
+def download_size(specs: Sequence[ModelSpec]) -> str:
+    """How much downloading `specs` transfers, as every message about it words it."""
+    # human_size is what the command line and the model-folder messages use too.
+    return f"about {human_size(sum(spec.approx_download_bytes for spec in specs))}"
+
+
+def _download_from_hubs(
+    spec: ModelSpec,
+    models_dir: Path,
+    progress: Callable[[DownloadProgress], None],
+    cancel: threading.Event,
+) -> Path:
+    # Imported here: urllib & co. are not needed at app start.
+    from nanodictate.core.download import download_model
+
+    return download_model(spec, models_dir, progress=progress, cancel=cancel)
 
 
 class ModelDownloader(QObject):
@@ -16,9 +69,10 @@ class ModelDownloader(QObject):
     # ok as an int: bools through queued signals from Python threads crash PySide6 6.12.
     finished = Signal(int, str)  # ok, message for the user
 
-    def __init__(self, models_dir: Path) -> None:
+    def __init__(self, models_dir: Path, download: DownloadFunction = _download_from_hubs) -> None:
         super().__init__()
         self.models_dir = models_dir
+        self._download = download
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
 
@@ -37,20 +91,10 @@ class ModelDownloader(QObject):
         self._cancel.set()
 
     def _run(self) -> None:
-        # Imported here: urllib & co. are not needed at app start.
-        from nanodictate.core.download import DownloadProgress, download_model
         from nanodictate.core.errors import NanodictateError
-        from nanodictate.core.model_store import (
-            FSMN_VAD,
-            FUN_ASR_MLT_NANO,
-            folder_problem,
-            model_folder,
-        )
 
         try:
-            for spec in (FSMN_VAD, FUN_ASR_MLT_NANO):
-                if folder_problem(spec, model_folder(spec, self.models_dir)) is None:
-                    continue
+            for spec in models_to_download(self.models_dir):
 
                 def report(update: DownloadProgress, name: str = spec.display_name) -> None:
                     mb = 2**20
@@ -60,7 +104,7 @@ class ModelDownloader(QObject):
                         f"({update.done / mb:,.0f} of {update.total / mb:,.0f} MB)",
                     )
 
-                download_model(spec, self.models_dir, progress=report, cancel=self._cancel)
+                self._download(spec, self.models_dir, report, self._cancel)
         except NanodictateError as error:
             self.finished.emit(0, str(error))
             return

@@ -41,7 +41,8 @@ class Tray(QObject):
         self.icon.setIcon(icon_for(AppState.UNLOADED))
         self._state = AppState.UNLOADED
         self._step = 0
-        self.downloading: str | None = None  # progress text while a model downloads
+        # The model download's offer or progress (set by DownloadOffer), for the tooltip.
+        self.download_note: str | None = None
         self._tooltip = ""
         controller.state_changed.connect(self._on_state)
         controller.level_changed.connect(self._on_level)
@@ -76,8 +77,8 @@ class Tray(QObject):
         lines = [f"nanodictate — {_STATE_TEXT[self._state]}"]
         if self._state is AppState.ERROR and controller.error:
             lines.append(controller.error)
-        if self.downloading:
-            lines.append(self.downloading)
+        if self.download_note:
+            lines.append(self.download_note)
         try:
             language = language_for(settings.get(S.LANGUAGE)).native_name
         except ValueError:

@@ -1,20 +1,30 @@
-"""Tray icon, tray menu and settings window, against a stand-in controller (a QObject with
-the controller's signals and properties)."""
+"""Tray icon, tray menu, notifications, the model download's confirmation and the settings
+window, against a stand-in controller (a QObject with the controller's signals and
+properties)."""
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
+from nanodictate.core.download import DownloadProgress
 from nanodictate.core.engine import MemoryReport
 from nanodictate.core.history import History
+from nanodictate.core.model_store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
+from nanodictate.ui.download_dialog import DownloadOffer
 from nanodictate.ui.icons import AppState, icon_for, level_step
 from nanodictate.ui.menu import TrayMenu
+from nanodictate.ui.model_download import ModelDownloader, download_size, models_to_download
+from nanodictate.ui.notifications import TrayNotifier
 from nanodictate.ui.settings_window import SettingsWindow
 from nanodictate.ui.tray import Tray
 
@@ -168,3 +178,193 @@ def test_start_at_login_writes_an_xdg_autostart_entry(qapp: Any) -> None:
     assert autostart.is_enabled()
     autostart.set_enabled(False)
     assert not autostart.is_enabled()
+
+
+def test_menu_status_line_in_words(qapp: Any, settings: S.Settings, tmp_path: Path) -> None:
+    controller = StubController()
+    menu = _menu(settings, controller, History(tmp_path / "h.sqlite3"), [])
+    expected = {
+        AppState.UNLOADED: "Model not loaded",
+        AppState.LOADING: "Loading the model…",
+        AppState.READY: "Ready",
+        AppState.RECORDING: "Recording…",
+        AppState.TRANSCRIBING: "Transcribing…",
+    }
+    for state, text in expected.items():
+        controller.state = state
+        controller.state_changed.emit(state.value)
+        assert menu.status_action.text() == text
+    controller.state = AppState.ERROR
+    controller.error = (
+        "Fun-ASR-MLT-Nano-2512 is not installed: /home/u/models/Fun-ASR-MLT-Nano-2512 does "
+        "not exist. Run `nanodictate models download fun-asr-mlt-nano` to download it."
+    )
+    controller.state_changed.emit("error")
+    assert menu.status_action.text() == "Problem: Fun-ASR-MLT-Nano-2512 is not installed"
+    # A new error in the same state shows when the menu opens.
+    controller.error = "Not enough free memory to load the speech model: INT8 on the GPU…"
+    menu.aboutToShow.emit()
+    assert menu.status_action.text() == "Problem: Not enough free memory to load the speech model"
+    controller.error = "No microphone was found " + "and more words " * 10
+    menu.aboutToShow.emit()
+    status = menu.status_action.text()
+    assert status.startswith("Problem: No microphone was found and") and status.endswith("…")
+    assert len(status) == len("Problem: ") + 60
+
+
+# ------------------------------------------------------------------ notifications
+
+
+class RecordingTrayIcon(QSystemTrayIcon):
+    """A real tray icon that also records the messages it was asked to show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown: list[tuple[str, str]] = []
+
+    def showMessage(self, title: str, message: str, *args: Any) -> None:
+        self.shown.append((title, message))
+        super().showMessage(title, message, *args)
+
+
+def test_notification_waits_for_the_icon_simulated_geometry(qapp: Any, qtbot: Any) -> None:
+    icon = RecordingTrayIcon()
+    geometry = [QRect()]  # the tray host has not embedded the icon yet
+    notifier = TrayNotifier(icon, geometry=lambda: geometry[0])
+    clicked: list[str] = []
+    notifier.show("Speech model missing", "first", action=lambda: clicked.append("first"))
+    assert icon.shown == [] and notifier.waiting == 1
+    qtbot.wait(200)
+    assert icon.shown == [] and notifier.waiting == 1
+    geometry[0] = QRect(1800, 0, 22, 22)  # embedded: the balloon can point at it
+    qtbot.waitUntil(lambda: icon.shown == [("Speech model missing", "first")], timeout=1000)
+    assert notifier.waiting == 0
+    icon.messageClicked.emit()
+    assert clicked == ["first"]
+    notifier.show("Later", "second")  # the icon has its place: no more waiting
+    assert icon.shown[-1] == ("Later", "second")
+
+
+def test_notification_shown_anyway_after_a_bounded_wait_simulated_geometry(
+    qapp: Any, qtbot: Any
+) -> None:
+    icon = RecordingTrayIcon()
+    notifier = TrayNotifier(icon, geometry=QRect, placement_wait_s=0.3)  # never a geometry
+    started = time.monotonic()
+    notifier.show("Hello", "one")
+    notifier.show("Hello", "two")
+    assert icon.shown == []
+    qtbot.waitUntil(lambda: len(icon.shown) == 2, timeout=2000)
+    assert time.monotonic() - started >= 0.3
+    assert icon.shown == [("Hello", "one"), ("Hello", "two")]
+    notifier.show("Hello", "three")
+    assert icon.shown[-1] == ("Hello", "three")
+
+
+# ------------------------------------------------------------------ model download
+
+
+class DownloadRig:
+    """The tray, menu, notifier and download offer as the app wires them, with a
+    ModelDownloader whose transfer is a local stand-in (no network)."""
+
+    def __init__(self, settings: S.Settings, tmp_path: Path) -> None:
+        self.controller = StubController()
+        self.tray = Tray(self.controller, settings, icon=RecordingTrayIcon())
+        self.icon: RecordingTrayIcon = self.tray.icon  # type: ignore[assignment]
+        self.notifier = TrayNotifier(self.tray.icon, geometry=lambda: QRect(1800, 0, 22, 22))
+        self.models_dir = tmp_path / "models"
+        self.fetched: list[str] = []
+        self.threads: set[str] = set()
+        self.downloader = ModelDownloader(self.models_dir, download=self._fetch)
+        self.menu = TrayMenu(
+            settings,
+            self.controller,
+            History(tmp_path / "h.sqlite3"),
+            on_settings=lambda: None,
+            on_quit=lambda: None,
+            on_download=lambda: self.offer.confirm(),
+            list_microphones=lambda: [],
+        )
+        self.offer = DownloadOffer(self.downloader, self.notifier, self.menu, self.tray)
+
+    def _fetch(self, spec: ModelSpec, models_dir: Path, progress: Any, cancel: Any) -> Path:
+        self.threads.add(threading.current_thread().name)
+        self.fetched.append(spec.name)
+        progress(DownloadProgress("model.pt", 1 << 20, 2 << 20, 1 << 20, 2 << 20))
+        return models_dir / spec.folder_name
+
+
+def test_notification_click_opens_the_dialog_and_only_download_starts_it(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    rig = DownloadRig(settings, tmp_path)
+    rig.offer.offer("the folder does not exist")
+    assert rig.icon.shown[-1][0] == "Speech model missing"
+    # What Qt's X11 balloon emits for a right click on the tray icon.
+    rig.icon.messageClicked.emit()
+    dialog = rig.offer.dialog
+    assert dialog is not None and dialog.isVisible()
+    assert rig.fetched == [] and not rig.downloader.running
+    text = dialog.text()
+    for fact in (
+        "Fun-ASR-MLT-Nano-2512",
+        "FSMN-VAD",
+        "https://huggingface.co/FunAudioLLM/Fun-ASR-MLT-Nano-2512",
+        "https://huggingface.co/funasr/fsmn-vad",
+        "ModelScope",
+        "https://modelscope.cn/models/FunAudioLLM/Fun-ASR-MLT-Nano-2512",
+        "https://modelscope.cn/models/iic/speech_fsmn_vad_zh-cn-16k-common-pytorch",
+        "31 languages",
+        "It does not understand German, French, Spanish, Italian or Russian.",
+        str(rig.models_dir),
+    ):
+        assert fact in text
+    assert dialog.not_now_button.isDefault() and not dialog.download_button.isDefault()
+    rig.icon.messageClicked.emit()  # another stray click: still nothing downloads
+    assert rig.offer.dialog is dialog and rig.fetched == []
+
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: "Model download" in [t for t, _m in rig.icon.shown], timeout=5000)
+    assert rig.fetched == ["fsmn-vad", "fun-asr-mlt-nano"]
+    assert rig.threads == {"nanodictate-download"}
+    assert rig.offer.dialog is None
+
+
+def test_not_now_downloads_nothing(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    rig = DownloadRig(settings, tmp_path)
+    rig.offer.offer()
+    assert rig.menu.download_action.isVisible()
+    rig.menu.download_action.trigger()  # the tray menu item asks first, too
+    dialog = rig.offer.dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.not_now_button.click()
+    assert rig.offer.dialog is None
+    qtbot.wait(200)
+    assert rig.fetched == [] and not rig.downloader.running
+    assert rig.menu.download_action.isVisible()  # still on offer for later
+    titles = [title for title, _message in rig.icon.shown]
+    assert titles == ["Speech model missing"]
+
+
+def test_download_size_agrees_everywhere(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    rig = DownloadRig(settings, tmp_path)
+    specs = models_to_download(rig.models_dir)
+    assert specs == [FSMN_VAD, FUN_ASR_MLT_NANO]
+    size = download_size(specs)
+    total = FSMN_VAD.approx_download_bytes + FUN_ASR_MLT_NANO.approx_download_bytes
+    assert size == f"about {human_size(total)}"
+    rig.offer.offer()
+    rig.offer.confirm()
+    assert rig.offer.dialog is not None
+    sizes = re.compile(r"about [\d.,]+ [KMG]?B")
+    tooltip = rig.tray.icon.toolTip()
+    notification = rig.icon.shown[-1][1]
+    menu_item = rig.menu.download_action.text()
+    for text in (tooltip, notification, menu_item):
+        assert sizes.findall(text) == [size], text
+    assert f"In all: {size}," in rig.offer.dialog.text()
