@@ -333,6 +333,14 @@ def _start_services(parts: dict[str, Any]) -> list[str]:
             f"{reason} Bind a key to `nanodictate toggle` in your desktop's keyboard settings.",
             level="warning",
         )
+    backup = parts["settings"].damaged_backup
+    if backup is not None:
+        notifier.show(
+            "Settings were damaged",
+            f"The settings file could not be read, so nanodictate uses its defaults. The old "
+            f"file is kept as {backup}.",
+            level="warning",
+        )
     controller.start_microphone()
     controller.offer_recovery()
     folder = model_folder(FUN_ASR_MLT_NANO, parts["models_dir"])

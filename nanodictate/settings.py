@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,9 +270,28 @@ class Settings:
     ) -> None:
         self.path = settings_file() if path is None else path
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._store = QSettings(str(self.path), QSettings.Format.IniFormat)
+        self.damaged_backup: Path | None = None  # where a damaged file was moved, if it was
+        self._store = self._open()
         self._listeners: list[Listener] = []
         self._upgrade(schema_version, UPGRADES if upgrades is None else upgrades)
+
+    def _open(self) -> QSettings:
+        """The settings file; a damaged one is moved aside (kept) and defaults are used.
+
+        QSettings reads almost anything as keys, so garbage (a half-written file after a
+        crash, a binary file saved over it) would otherwise turn into odd keys and silently
+        lost settings: the user is told instead, and can repair or compare the old file.
+        """
+        store = QSettings(str(self.path), QSettings.Format.IniFormat)
+        problem = _damage(self.path, store)
+        if problem is None:
+            return store
+        del store
+        backup = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(self.path, backup)
+        self.damaged_backup = backup
+        log.warning("Settings file %s is damaged (%s); moved to %s", self.path, problem, backup)
+        return QSettings(str(self.path), QSettings.Format.IniFormat)
 
     def _upgrade(self, target: int, upgrades: Mapping[int, Upgrade]) -> None:
         raw = self._store.value(_VERSION_KEY)
@@ -342,6 +362,25 @@ class Settings:
 
     def sync(self) -> None:
         self._store.sync()
+
+
+def _damage(path: Path, store: QSettings) -> str | None:
+    """Why the settings file cannot be trusted, or None."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"unreadable: {error.strerror}"
+    if b"\0" in data:
+        return "it holds binary data"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not text"
+    if store.status() is not QSettings.Status.NoError:
+        return "it is not in INI format"
+    return None
 
 
 def _fresh(value: T) -> T:

@@ -7,6 +7,7 @@ they are heavy, so collecting the tests stays fast.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,3 +68,26 @@ def models_root(tmp_path_factory: pytest.TempPathFactory, vad_model_dir: Path) -
     build_replica(root / "Fun-ASR-MLT-Nano-2512", deterministic=True)
     shutil.copytree(vad_model_dir, root / "fsmn-vad")
     return root
+
+
+# ---------------------------------------------------------------------------------------------
+# Faults (a full disk)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 kB tmpfs (mounting needs root, as CI has); `fill_disk` fills it up."""
+    mount_point = tmp_path / "tiny-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)

@@ -141,3 +141,32 @@ def test_config_dir_env_redirects_the_file(tmp_path: Path, monkeypatch: pytest.M
     assert settings.path == tmp_path / "cfg" / S.SETTINGS_FILE_NAME
     settings.set(S.LANGUAGE, "sv")
     assert "language=sv" in settings.path.read_text()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        b"\x00\x01\xff\xfe garbage [[[ =\n",  # binary data saved over it
+        b"\xff\xfe\xfd\n[General]\nx=1\n",  # not UTF-8
+        b'[General\nlanguage="en\n',  # cut off mid-write
+    ],
+)
+def test_damaged_file_gives_defaults_and_is_kept_aside(tmp_path: Path, damage: bytes) -> None:
+    path = tmp_path / "nanodictate.ini"
+    path.write_bytes(damage)
+    settings = S.Settings(path)
+    backup = settings.damaged_backup
+    assert backup is not None and backup.read_bytes() == damage
+    assert backup.parent == tmp_path and backup.name.startswith("nanodictate.ini.damaged-")
+    assert settings.get(S.LANGUAGE) == S.LANGUAGE.default
+    settings.set(S.LANGUAGE, "ja")
+    assert S.Settings(path).get(S.LANGUAGE) == "ja"  # the new file works
+    assert S.Settings(path).damaged_backup is None
+
+
+def test_sound_file_is_not_taken_for_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "nanodictate.ini"
+    S.Settings(path).set(S.LANGUAGE, "ko")
+    reopened = S.Settings(path)
+    assert reopened.damaged_backup is None and reopened.get(S.LANGUAGE) == "ko"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nanodictate.ini"]

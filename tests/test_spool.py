@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests_support import fill_disk
 
 from nanodictate.core.spool import RecordingSpool
 from nanodictate.testing.speech import speech_with_silence
@@ -55,26 +54,9 @@ def test_leftovers_of_a_dying_write_are_cleared_and_a_wav_without_meta_is_kept(
     assert sorted(p.name for p in tmp_path.iterdir()) == [entry.audio_path.name]
 
 
-@pytest.fixture
-def full_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 64 kB tmpfs (needs root, as in CI): a 10 s recording does not fit on it."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
-
-
-def test_a_full_disk_refuses_the_recording_and_leaves_nothing_behind(full_disk: Path) -> None:
-    spool = RecordingSpool(full_disk / "spool")
+def test_a_full_disk_refuses_the_recording_and_leaves_nothing_behind(tiny_disk: Path) -> None:
+    spool = RecordingSpool(tiny_disk / "spool")
+    fill_disk(tiny_disk)
     with pytest.raises(OSError):
         spool.keep(np.zeros(160_000, np.float32), language="en")
     assert list(spool.folder.iterdir()) == []

@@ -68,6 +68,7 @@ class Dictation:
     first_frame_at: float | None = None
     # On disk from key-up until the text is in the history (None if the disk refused it).
     spooled: SpooledRecording | None = None
+    history_problem: str | None = None  # why the text could not be written to the history
 
 
 RECOVERED_TRIGGER = "recovered"
@@ -501,8 +502,9 @@ class DictationController(QObject):
             )
             self.history_changed.emit()
             self._text_is_safe(dictation)
-        except Exception:
+        except Exception as error:
             log.exception("Writing the history failed")
+            dictation.history_problem = _reason(error)  # told with the paste's outcome
         # A recovered recording's window is long gone: its text goes to the clipboard only.
         method = (
             PasteMethod.COPY
@@ -528,7 +530,17 @@ class DictationController(QObject):
     def _on_paste_done(self, job: tuple[Dictation, Any, TranscribeDone], outcome: Any) -> None:
         dictation, result, done = job
         self._pasting -= 1
-        if not outcome.ok and outcome.message:
+        if outcome.ok:
+            self._text_is_safe(dictation)  # in the window, even if the history failed
+        if dictation.history_problem is not None:
+            where = "was pasted" if outcome.ok else "could not be pasted; it is on the clipboard"
+            self.notifier.show(
+                "History not saved",
+                f"The text {where}, but the history could not be written "
+                f"({dictation.history_problem}).",
+                level="warning",
+            )
+        elif not outcome.ok and outcome.message:
             self.notifier.show("Paste failed", outcome.message, level="warning")
         self._report(dictation, event="dictation", transcription=result, done=done, outcome=outcome)
         self._update_state()
@@ -781,3 +793,8 @@ def _with_kept_note(error: BaseException) -> BaseException:
     if isinstance(error, NanodictateError):
         return type(error)(str(error) + _KEPT)
     return error
+
+
+def _reason(error: BaseException) -> str:
+    """A short cause for the user: "database or disk is full", "Permission denied"."""
+    return str(getattr(error, "strerror", None) or error or type(error).__name__)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests_support import fill_disk
 from ui_fakes import FakeEngine, FakeFocus, FakeHotkeys, FakeNotifier, FakeSoundDevice
 
 from nanodictate import settings as S
@@ -48,13 +49,20 @@ class FakeOutput:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        engine: FakeEngine,
+        hotkeys: FakeHotkeys,
+        *,
+        history_path: Path | None = None,
+    ) -> None:
         self.settings = S.Settings(tmp_path / "settings.ini")
         self.sd = FakeSoundDevice(rate=16000, channels=1)
         self.recorder = Recorder(self.sd, keep_open=True)
         self.engine = engine
         self.service = EngineService(lambda: engine)
-        self.history = History(tmp_path / "history.sqlite3")
+        self.history = History(history_path or tmp_path / "history.sqlite3")
         self.output = FakeOutput(self.history)
         self.hotkeys = hotkeys
         self.focus = FakeFocus()
@@ -428,6 +436,26 @@ def test_failed_recording_is_kept_and_recovered_at_the_next_start_fake_engine(
         assert rig.history.recent(1)[0].text == "recovered words"
         assert list(rig.spool.folder.iterdir()) == []
         assert rig.controller.offer_recovery() == 0
+    finally:
+        rig.controller.shutdown()
+        rig.service.stop()
+        rig.recorder.close()
+        rig.history.close()
+
+
+def test_history_on_a_full_disk_still_pastes_and_tells_fake_engine(
+    qtbot: Any, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys, tiny_disk: Path
+) -> None:
+    rig = Rig(tmp_path, engine, hotkeys, history_path=tiny_disk / "history.sqlite3")
+    try:
+        fill_disk(tiny_disk)
+        _hold(rig, qtbot, 1.0)
+        qtbot.waitUntil(lambda: "History not saved" in rig.notifier.titles(), timeout=WAIT_MS)
+        assert [d[0] for d in rig.output.delivered] == ["hello world"]
+        message = rig.notifier.messages[-1][1]
+        assert "was pasted" in message and "full" in message
+        # In the window, so the recording on disk is no longer needed.
+        assert list(rig.spool.folder.iterdir()) == []
     finally:
         rig.controller.shutdown()
         rig.service.stop()
