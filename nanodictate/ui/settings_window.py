@@ -3,6 +3,10 @@
 bool → check box, choices → combo box, int → spin box, str → line edit, list → one item a
 line, mapping → "key = value" a line. Hotkeys are checked with the platform's parser before
 anything is saved; nothing is applied until OK or Apply.
+
+The editors sit in a scroll area, and each time the window opens it is sized to them but
+clamped to the free area of the screen it opens on, and centred there: all sections together
+are taller than a 1280 × 800 laptop screen, and OK / Cancel must stay on screen.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QCursor, QGuiApplication, QScreen, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -20,6 +26,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -41,6 +48,9 @@ SECTIONS: tuple[tuple[str, tuple[S.Setting[Any], ...]], ...] = (
     ("System", (S.START_AT_LOGIN, S.HISTORY_MAX_ENTRIES)),
 )
 _HOTKEY_SETTINGS = (S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL)
+# Kept free on each side of the window on its screen: room for the window manager's frame,
+# which is not known before the window is first shown.
+SCREEN_MARGIN = 32
 _INT_RANGES = {
     S.MAX_RECORDING_SECONDS.name: (10, 3 * 3600),
     S.HISTORY_MAX_ENTRIES.name: (0, 100_000),
@@ -144,6 +154,9 @@ class SettingsWindow(QDialog):
         self.setWindowTitle("nanodictate — Settings")
         self.editors: dict[str, _Editor] = {}
         layout = QVBoxLayout(self)
+        self.content = QWidget()
+        sections = QVBoxLayout(self.content)
+        sections.setContentsMargins(0, 0, 0, 0)
         for title, members in SECTIONS:
             group = QGroupBox(title)
             form = QFormLayout(group)
@@ -154,7 +167,13 @@ class SettingsWindow(QDialog):
                     form.addRow(editor.widget)
                 else:
                     form.addRow(setting.label, editor.widget)
-            layout.addWidget(group)
+            sections.addWidget(group)
+        sections.addStretch(1)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroll_area.setWidget(self.content)
+        layout.addWidget(self.scroll_area, 1)
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c62828")
         self.error_label.setWordWrap(True)
@@ -169,6 +188,43 @@ class SettingsWindow(QDialog):
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         layout.addWidget(buttons)
         settings.add_listener(self._on_setting)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        # Spontaneous shows come from the window system (un-minimizing): keep the user's size.
+        if not event.spontaneous():
+            self.fit_to_screen()
+        super().showEvent(event)
+
+    def fit_to_screen(self, screen: QScreen | None = None) -> None:
+        """Size the window to its content, at most `screen`'s free area less SCREEN_MARGIN on
+        each side, and centre it there. By default the screen with the mouse pointer: the one
+        the user is looking at when the window is opened from the tray or a second launch."""
+        if screen is None:
+            screen = QGuiApplication.screenAt(QCursor.pos()) or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        frame = self.frameGeometry().size() - self.geometry().size()  # zero before first show
+        wanted = self._size_for_all_content()
+        width = min(wanted.width(), area.width() - 2 * SCREEN_MARGIN - frame.width())
+        height = min(wanted.height(), area.height() - 2 * SCREEN_MARGIN - frame.height())
+        self.resize(max(width, self.minimumWidth()), max(height, self.minimumHeight()))
+        outer = self.size() + frame
+        self.move(
+            area.x() + (area.width() - outer.width()) // 2,
+            area.y() + (area.height() - outer.height()) // 2,
+        )
+
+    def _size_for_all_content(self) -> QSize:
+        """The window size that shows every section without scrolling. A scroll area's own
+        size hint is capped (about 24 lines high), so the content's hint is used instead."""
+        hint = self.sizeHint()
+        layout = self.layout()
+        assert layout is not None
+        margins = layout.contentsMargins()
+        scrollbar = self.scroll_area.verticalScrollBar().sizeHint().width()
+        content = self.content.sizeHint()
+        width = max(hint.width(), content.width() + scrollbar + margins.left() + margins.right())
+        height = hint.height() - self.scroll_area.sizeHint().height() + content.height()
+        return QSize(width, height)
 
     def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
         # The tray menu may change a setting while the window is open.
