@@ -217,10 +217,19 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
     keyboard_ok, _reason = backends.keyboard.availability()
     focus_ok, _reason = backends.focus.availability()
     clipboard = QtClipboard()
+    # X11's PRIMARY selection, which xterm-like terminals paste with Shift+Insert.
+    from PySide6.QtGui import QClipboard, QGuiApplication
+
+    selection = (
+        QtClipboard(mode=QClipboard.Mode.Selection)
+        if QGuiApplication.clipboard().supportsSelection()
+        else None
+    )
     output = TextOutput(
         clipboard,
         backends.keyboard if keyboard_ok else None,
         backends.focus if focus_ok else None,
+        selection=selection,
     )
     models_dir = _models_dir(settings)
     engine = EngineService(_engine_factory(models_dir, default_cache_dir()))
@@ -314,6 +323,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         "report_path": report_path,
         "offer_download": download_offer.offer,
         "clipboard": clipboard,
+        "selection": selection,
     }
 
 
@@ -361,6 +371,7 @@ def _shutdown(parts: dict[str, Any]) -> None:
         parts["downloader"].cancel,
         parts["history"].close,
         parts["clipboard"].release,
+        *([parts["selection"].release] if parts["selection"] is not None else []),
     )
     for step in steps:
         try:

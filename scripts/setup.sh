@@ -8,7 +8,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APP_PACKAGES="libportaudio2 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libdbus-1-3 xclip"
-TEST_PACKAGES="xvfb xdotool x11-utils xauth trayer pulseaudio pulseaudio-utils espeak-ng sox imagemagick dbus-daemon"
+TEST_PACKAGES="xvfb xdotool x11-utils xauth xterm trayer pulseaudio pulseaudio-utils espeak-ng sox imagemagick dbus-daemon"
 EXTRA=""
 packages=$APP_PACKAGES
 if [ "${1:-}" = "--tests" ]; then

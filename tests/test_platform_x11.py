@@ -30,10 +30,15 @@ from nanodictate.platform.base import (
     HotkeyTakenError,
     KeyboardOutputUnavailableError,
     WindowInfo,
-    is_terminal_class,
 )
 from nanodictate.platform.wayland import WAYLAND_HOTKEY_REASON
 from nanodictate.platform.x11 import X11FocusTracker, X11HotkeyBackend, X11KeyboardOutput
+from nanodictate.platform.x11.terminals import (
+    PRIMARY_PASTE_WINDOW_CLASSES,
+    TERMINAL_WINDOW_CLASSES,
+    is_terminal_class,
+    pastes_primary_class,
+)
 
 pytestmark = pytest.mark.desktop
 
@@ -169,6 +174,21 @@ def test_terminal_classes() -> None:
     assert is_terminal_class(("", "Alacritty"))
     assert not is_terminal_class(("code", "Code"))
     assert not is_terminal_class(())
+
+
+def test_only_xterm_like_terminals_paste_primary() -> None:
+    for names in [("xterm", "XTerm"), ("uxterm", "UXTerm"), ("urxvt", "URxvt"), ("", "Eterm")]:
+        assert pastes_primary_class(names) and is_terminal_class(names)
+    # These bind Ctrl+Shift+V to a CLIPBOARD paste.
+    for names in [
+        ("st-256color", "st-256color"),
+        ("gnome-terminal-server", "Gnome-terminal"),
+        ("konsole", "konsole"),
+        ("Alacritty", "Alacritty"),
+        ("kitty", "kitty"),
+    ]:
+        assert not pastes_primary_class(names) and is_terminal_class(names)
+    assert PRIMARY_PASTE_WINDOW_CLASSES <= TERMINAL_WINDOW_CLASSES
 
 
 # --- Hotkeys ------------------------------------------------------------------------------------
@@ -462,12 +482,16 @@ def test_send_paste_into_text_window_exactly(desk: DesktopSession) -> None:
 
 
 def test_terminal_paste_uses_ctrl_shift_v(desk: DesktopSession) -> None:
-    terminal = desk.open_text_window(terminal=True, title="term")  # pastes like a terminal
+    # Pastes on Ctrl+Shift+V like gnome-terminal (stock xterm: tests/test_platform_x11_xterm.py).
+    terminal = desk.open_text_window(
+        terminal=True, title="term", wm_class=("gnome-terminal-server", "Gnome-terminal")
+    )
     keyboard = X11KeyboardOutput()
     focus = X11FocusTracker()
     try:
         info = focus.focused_window()
-        assert info is not None and info.is_terminal and info.app_class == "XTerm"
+        assert info is not None and info.is_terminal and not info.pastes_primary
+        assert info.app_class == "Gnome-terminal"
         desk.set_clipboard_text(PASTE_TEXT)
         keyboard.send_paste(terminal=False)
         terminal.wait_for_text("^V")  # what Ctrl+V does in a terminal

@@ -10,7 +10,10 @@ Paste, step by step, and why:
    owner asynchronously, and a Ctrl+V sent before that pastes the old content.
 3. Bring the target window back if focus moved, and wait until no key is down: a still-held
    hotkey modifier would turn Ctrl+V into Ctrl+Alt+V, or route it to our own grab.
-4. Send Ctrl+V (Ctrl+Shift+V in a terminal, where Ctrl+V is a control character).
+4. Send Ctrl+V (Ctrl+Shift+V in a terminal, where Ctrl+V is a control character). Terminals
+   of the xterm family bind neither: they paste the PRIMARY selection on Shift+Insert. For
+   those the text goes on PRIMARY as well (steps 1, 2 and 5 cover both selections) and
+   Shift+Insert is sent, when the platform offers a PRIMARY selection and that key.
 5. Restore the saved clipboard only after the paste landed. The target reads the clipboard
    asynchronously *after* it handles the key (≈7–16 ms in a test X server, hundreds of ms in
    Electron apps or a loaded machine); restoring earlier makes it paste the old content
@@ -31,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nanodictate.core.errors import NanodictateError
 
@@ -51,6 +54,10 @@ class WindowLike(Protocol):
     def id(self) -> Any: ...
     @property
     def is_terminal(self) -> bool: ...
+    @property
+    def pastes_primary(self) -> bool:
+        """Pastes the PRIMARY selection on Shift+Insert and binds no Ctrl+Shift+V (xterm)."""
+        ...
 
 
 class ClipboardPort(Protocol):
@@ -79,6 +86,15 @@ class KeyboardPort(Protocol):
     def wait_until_keys_released(self, timeout: float) -> bool: ...
     def send_paste(self, *, terminal: bool) -> None: ...
     def type_text(self, text: str) -> None: ...
+
+
+@runtime_checkable
+class PrimaryPasteKeyboard(Protocol):
+    """A keyboard backend that can also paste the PRIMARY selection (X11: Shift+Insert).
+
+    Optional: backends of desktops without a PRIMARY selection do not have it."""
+
+    def send_primary_paste(self) -> None: ...
 
 
 class FocusPort(Protocol):
@@ -120,6 +136,7 @@ class TextOutput:
         keyboard: KeyboardPort | None,
         focus: FocusPort | None,
         *,
+        selection: ClipboardPort | None = None,
         timings: OutputTimings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -127,6 +144,8 @@ class TextOutput:
         self.clipboard = clipboard
         self.keyboard = keyboard
         self.focus = focus
+        # X11's PRIMARY selection, where the desktop has one (for xterm-like terminals).
+        self.selection = selection
         self.timings = timings or OutputTimings()
         if self.timings.restore_delay_s < MIN_RESTORE_DELAY_S:
             raise ValueError(f"restore_delay_s must be at least {MIN_RESTORE_DELAY_S} s")
@@ -171,7 +190,7 @@ class TextOutput:
 
     def _copy(self, text: str) -> None:
         self.clipboard.put_text(text)
-        if not self._confirm(text):
+        if not self._confirm(text, self.clipboard):
             raise OutputError("The clipboard did not take the text.")
 
     def _type(self, text: str, target: WindowLike | None) -> OutputResult:
@@ -183,15 +202,27 @@ class TextOutput:
 
     def _paste(self, text: str, target: WindowLike | None) -> OutputResult:
         assert self.keyboard is not None
-        saved = self.clipboard.snapshot()
-        self.clipboard.put_text(text)
-        if not self._confirm(text):
+        primary_keys = self._primary_paste_keys(target)
+        # CLIPBOARD always; PRIMARY too for xterm-like targets. CLIPBOARD is set for them as
+        # well because an xterm configured with selectToClipboard pastes CLIPBOARD on the
+        # same Shift+Insert.
+        ports = [self.clipboard]
+        if primary_keys is not None and self.selection is not None:
+            ports.append(self.selection)
+        saved = [port.snapshot() for port in ports]
+        for port in ports:
+            port.put_text(text)
+        if not all(self._confirm(text, port) for port in ports):
             raise OutputError("The clipboard did not take the text, so nothing was pasted.")
         self._focus_target(target)
         self._wait_keys()
-        self.clipboard.arm_read_detection()
-        self.keyboard.send_paste(terminal=bool(target is not None and target.is_terminal))
-        landed, landed_at = self._wait_for_read()
+        for port in ports:
+            port.arm_read_detection()
+        if primary_keys is not None:
+            primary_keys.send_primary_paste()
+        else:
+            self.keyboard.send_paste(terminal=bool(target is not None and target.is_terminal))
+        landed, landed_at = self._wait_for_read(ports)
         if landed is False:
             # Nobody asked for the text: the paste probably went nowhere (Handy 522). Keep
             # the text on the clipboard instead of restoring, and say so.
@@ -200,17 +231,29 @@ class TextOutput:
                 PasteMethod.PASTE,
                 "The paste may not have arrived. The text is on the clipboard and in Recent.",
             )
-        restored = self._restore_if_ours(saved, text)
+        restored = [
+            self._restore_if_ours(port, snapshot, text)
+            for port, snapshot in zip(ports, saved, strict=True)
+        ]
         return OutputResult(
-            True, PasteMethod.PASTE, clipboard_restored=restored, landed_at=landed_at
+            True, PasteMethod.PASTE, clipboard_restored=all(restored), landed_at=landed_at
         )
+
+    def _primary_paste_keys(self, target: WindowLike | None) -> PrimaryPasteKeyboard | None:
+        """The keyboard, when `target` pastes PRIMARY and both PRIMARY and its key exist."""
+        if target is None or not target.pastes_primary:
+            return None
+        if self.selection is None or not isinstance(self.keyboard, PrimaryPasteKeyboard):
+            log.info("No PRIMARY selection or Shift+Insert here; sending Ctrl+Shift+V instead")
+            return None
+        return self.keyboard
 
     # ------------------------------------------------------------------ steps
 
-    def _confirm(self, text: str) -> bool:
+    def _confirm(self, text: str, port: ClipboardPort) -> bool:
         deadline = self._clock() + self.timings.confirm_timeout_s
         while True:
-            if self.clipboard.read_text() == text:
+            if port.read_text() == text:
                 return True
             if self._clock() >= deadline:
                 return False
@@ -230,27 +273,28 @@ class TextOutput:
         if not self.keyboard.wait_until_keys_released(self.timings.keys_released_timeout_s):
             raise OutputError("Keys were still held down, so the text was not pasted.")
 
-    def _wait_for_read(self) -> tuple[bool | None, float]:
-        """(True once the target read the clipboard (+ margin), False if it never did, None
+    def _wait_for_read(self, ports: list[ClipboardPort]) -> tuple[bool | None, float]:
+        """(True once the target read any of `ports` (+ margin), False if it never did, None
         if reads cannot be seen (then a fixed delay was waited); when it landed)."""
         sent = self._clock()
         deadline = sent + self.timings.read_wait_s
         while True:
-            read = self.clipboard.was_read()
-            if read is None:
-                self._sleep(self.timings.restore_delay_s)
-                return None, sent
-            if read:
+            reads = [port.was_read() for port in ports]
+            if True in reads:
                 landed = self._clock()
                 self._sleep(self.timings.read_margin_s)
                 return True, landed
+            if None in reads:
+                self._sleep(self.timings.restore_delay_s)
+                return None, sent
             if self._clock() >= deadline:
                 return False, sent
             self._sleep(self.timings.poll_s)
 
-    def _restore_if_ours(self, saved: object, text: str) -> bool:
-        if self.clipboard.read_text() != text:
+    @staticmethod
+    def _restore_if_ours(port: ClipboardPort, saved: object, text: str) -> bool:
+        if port.read_text() != text:
             log.info("The clipboard changed after the paste; not restoring the old content")
             return False
-        self.clipboard.restore(saved)
+        port.restore(saved)
         return True

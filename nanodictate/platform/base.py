@@ -2,7 +2,8 @@
 
 - `HotkeyBackend`: a global push-to-talk key that reports every real press and release.
 - `KeyboardOutput`: wait until the user has let go of the keys, then paste (Ctrl+V, or
-  Ctrl+Shift+V in terminals) or, as a fallback, type text.
+  Ctrl+Shift+V in terminals, or Shift+Insert in xterm-like terminals where the backend has
+  `send_primary_paste`) or, as a fallback, type text.
 - `FocusTracker`: which window has focus, and give focus back to it after recording.
 
 Nothing here imports Qt or an OS library. Each OS module (`x11`, `wayland`, `windows`, `macos`,
@@ -13,7 +14,7 @@ once at start-up and logs why.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -21,7 +22,6 @@ from nanodictate.core.errors import NanodictateError
 
 __all__ = [
     "MODIFIERS",
-    "TERMINAL_WINDOW_CLASSES",
     "FocusTracker",
     "Hotkey",
     "HotkeyBackend",
@@ -32,7 +32,6 @@ __all__ = [
     "KeyboardOutputUnavailableError",
     "PlatformBackends",
     "WindowInfo",
-    "is_terminal_class",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +294,10 @@ class KeyboardOutput(Protocol):
 
     Paste is the default way text reaches a window (clipboard + `send_paste`): it is exact for
     every script. `type_text` is a fallback; see each backend for its limits with non-ASCII.
+
+    Backends of desktops with a PRIMARY selection (X11) may also have `send_primary_paste()`:
+    Shift+Insert, for the windows `WindowInfo.pastes_primary` marks. The text output checks
+    for it at run time (`nanodictate.core.text_output.PrimaryPasteKeyboard`).
     """
 
     name: str
@@ -322,72 +325,6 @@ class KeyboardOutput(Protocol):
 # Focus
 # ---------------------------------------------------------------------------------------------
 
-#: Window classes (lower case) of terminal emulators, which paste with Ctrl+Shift+V.
-#: Matched against both parts of X11's WM_CLASS (instance and class).
-TERMINAL_WINDOW_CLASSES: frozenset[str] = frozenset(
-    {
-        "xterm",
-        "uxterm",
-        "rxvt",
-        "urxvt",
-        "urxvt-unicode",
-        "rxvt-unicode",
-        "aterm",
-        "eterm",
-        "mrxvt",
-        "gnome-terminal",
-        "gnome-terminal-server",
-        "org.gnome.terminal",
-        "kgx",
-        "org.gnome.console",
-        "ptyxis",
-        "org.gnome.ptyxis",
-        "konsole",
-        "org.kde.konsole",
-        "yakuake",
-        "alacritty",
-        "kitty",
-        "wezterm",
-        "org.wezfurlong.wezterm",
-        "foot",
-        "footclient",
-        "terminator",
-        "tilix",
-        "com.gexperts.tilix",
-        "xfce4-terminal",
-        "st",
-        "st-256color",
-        "lxterminal",
-        "qterminal",
-        "mate-terminal",
-        "terminology",
-        "sakura",
-        "guake",
-        "tilda",
-        "cool-retro-term",
-        "termite",
-        "roxterm",
-        "deepin-terminal",
-        "io.elementary.terminal",
-        "pantheon-terminal",
-        "ghostty",
-        "com.mitchellh.ghostty",
-        "contour",
-        "rio",
-        "zutty",
-        "hyper",
-        "tabby",
-        "blackbox",
-        "com.raggesilver.blackbox",
-        "warp",
-    }
-)
-
-
-def is_terminal_class(names: Iterable[str]) -> bool:
-    """True when any of the window class names is a known terminal emulator."""
-    return any(name.strip().lower() in TERMINAL_WINDOW_CLASSES for name in names if name)
-
 
 @dataclass(frozen=True)
 class WindowInfo:
@@ -395,13 +332,15 @@ class WindowInfo:
 
     `id` is the platform's window handle (X11 window id, Windows HWND); `app_class` is X11's
     WM_CLASS class part (or the process/app name elsewhere); `is_terminal` says whether a paste
-    there needs Ctrl+Shift+V.
+    there needs Ctrl+Shift+V; `pastes_primary` that it needs the PRIMARY selection and
+    Shift+Insert instead (xterm and its kin, X11 only).
     """
 
     id: int
     title: str
     app_class: str
     is_terminal: bool
+    pastes_primary: bool = False
 
 
 @runtime_checkable

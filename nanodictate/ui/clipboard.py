@@ -64,10 +64,13 @@ class _TrackedMimeData(QMimeData):
         return super().retrieveData(mimetype, preferredType)
 
 
-def take_snapshot(clipboard: QClipboard) -> ClipboardSnapshot:
-    """Copy of everything on the clipboard (GUI thread)."""
+_CLIPBOARD = QClipboard.Mode.Clipboard
+
+
+def take_snapshot(clipboard: QClipboard, mode: QClipboard.Mode = _CLIPBOARD) -> ClipboardSnapshot:
+    """Copy of everything on the clipboard, or on the X11 PRIMARY selection (GUI thread)."""
     snapshot = ClipboardSnapshot()
-    mime = clipboard.mimeData()
+    mime = clipboard.mimeData(mode)
     if mime is None:
         return snapshot
     for name in mime.formats():
@@ -82,29 +85,35 @@ def take_snapshot(clipboard: QClipboard) -> ClipboardSnapshot:
     return snapshot
 
 
-def restore_snapshot(clipboard: QClipboard, snapshot: ClipboardSnapshot) -> None:
+def restore_snapshot(
+    clipboard: QClipboard, snapshot: ClipboardSnapshot, mode: QClipboard.Mode = _CLIPBOARD
+) -> None:
     """Put a snapshot back (GUI thread)."""
     if snapshot.empty:
-        clipboard.clear()
+        clipboard.clear(mode)
         return
     mime = QMimeData()
     for name, data in snapshot.formats:
         mime.setData(name, QByteArray(data))
     if snapshot.image is not None:
         mime.setImageData(snapshot.image)
-    clipboard.setMimeData(mime)
+    clipboard.setMimeData(mime, mode)
 
 
 class QtClipboard:
-    """The system clipboard for `TextOutput`; create on the GUI thread."""
+    """The system clipboard for `TextOutput` — or, with ``mode=Selection``, the X11 PRIMARY
+    selection that xterm-like terminals paste with Shift+Insert; create on the GUI thread."""
 
-    def __init__(self, *, detect_reads: bool | None = None) -> None:
+    def __init__(
+        self, *, detect_reads: bool | None = None, mode: QClipboard.Mode = _CLIPBOARD
+    ) -> None:
         app = QGuiApplication.instance()
         assert app is not None, "QtClipboard needs a QGuiApplication"
         self._invoker = GuiInvoker()
         if detect_reads is None:
             detect_reads = QGuiApplication.platformName() in _DETECTING_PLATFORMS
         self._detect = detect_reads
+        self._mode = mode
         self._flag: _ReadFlag | None = None
 
     @staticmethod
@@ -112,7 +121,7 @@ class QtClipboard:
         return QGuiApplication.clipboard()
 
     def snapshot(self) -> ClipboardSnapshot:
-        return self._invoker.call(lambda: take_snapshot(self._clipboard()))
+        return self._invoker.call(lambda: take_snapshot(self._clipboard(), self._mode))
 
     def put_text(self, text: str) -> None:
         def put() -> None:
@@ -121,13 +130,13 @@ class QtClipboard:
             mime.setText(text)
             mime.setData(_HISTORY_HINT, QByteArray(b"secret"))
             self._flag = flag
-            self._clipboard().setMimeData(mime)
+            self._clipboard().setMimeData(mime, self._mode)
 
         self._invoker.call(put)
 
     def read_text(self) -> str | None:
         def read() -> str | None:
-            mime = self._clipboard().mimeData()
+            mime = self._clipboard().mimeData(self._mode)
             return None if mime is None or not mime.hasText() else mime.text()
 
         return self._invoker.call(read)
@@ -149,13 +158,13 @@ class QtClipboard:
         still owned by the clipboard when the interpreter finalizes crashes PySide."""
         self._flag = None
         clipboard = self._clipboard()
-        mime = clipboard.mimeData()
+        mime = clipboard.mimeData(self._mode)
         if isinstance(mime, _TrackedMimeData):
             plain = QMimeData()
             plain.setText(mime.text())
-            clipboard.setMimeData(plain)
+            clipboard.setMimeData(plain, self._mode)
 
     def restore(self, snapshot: object) -> None:
         assert isinstance(snapshot, ClipboardSnapshot)
         self._flag = None
-        self._invoker.call(lambda: restore_snapshot(self._clipboard(), snapshot))
+        self._invoker.call(lambda: restore_snapshot(self._clipboard(), snapshot, self._mode))

@@ -77,6 +77,8 @@ class FakeKeyboard:
         self.released = released
         self.target_reads = target_reads
         self.pasted: list[tuple[str, bool]] = []
+        # Set by tests of xterm-like targets: the PRIMARY selection the target reads.
+        self.primary: FakeClipboard | None = None
 
     def wait_until_keys_released(self, timeout: float) -> bool:
         self.log.steps.append("keys")
@@ -87,6 +89,14 @@ class FakeKeyboard:
         self.pasted.append((str(self.clipboard.read_text()), terminal))
         if self.target_reads:
             self.clipboard.read = True
+
+    def send_primary_paste(self) -> None:
+        """Shift+Insert as xterm answers it: it reads PRIMARY, not the clipboard."""
+        assert self.primary is not None
+        self.log.steps.append(f"shift+insert@{self.log.now:.2f}")
+        self.pasted.append((str(self.primary.read_text()), True))
+        if self.target_reads:
+            self.primary.read = True
 
     def type_text(self, text: str) -> None:
         self.log.steps.append("type")
@@ -108,8 +118,9 @@ class FakeFocus:
         return self.can_refocus
 
 
-EDITOR = SimpleNamespace(id=1, is_terminal=False)
-TERMINAL = SimpleNamespace(id=2, is_terminal=True)
+EDITOR = SimpleNamespace(id=1, is_terminal=False, pastes_primary=False)
+TERMINAL = SimpleNamespace(id=2, is_terminal=True, pastes_primary=False)
+XTERM = SimpleNamespace(id=3, is_terminal=True, pastes_primary=True)
 
 
 def make(**options: Any) -> tuple[TextOutput, Log, FakeClipboard, FakeKeyboard, FakeFocus]:
@@ -153,6 +164,32 @@ def test_terminal_gets_ctrl_shift_v() -> None:
     output, _, _, keyboard, _ = make(focused=TERMINAL)
     assert output.deliver("ls", PasteMethod.PASTE, TERMINAL).ok
     assert keyboard.pasted == [("ls", True)]
+
+
+def test_xterm_gets_primary_and_clipboard_shift_insert_and_both_restored() -> None:
+    output, log, clipboard, keyboard, _ = make(focused=XTERM, read_margin_s=0.3)
+    primary = FakeClipboard(log)
+    primary.content = "old selection"
+    keyboard.primary = output.selection = primary
+    result = output.deliver("héllo 世界", PasteMethod.PASTE, XTERM)
+    assert result.ok and result.clipboard_restored
+    # Both selections held the text when Shift+Insert went out, and no Ctrl+(Shift+)V did.
+    assert keyboard.pasted == [("héllo 世界", True)]
+    assert log.steps[:7] == ["snapshot", "snapshot", "put", "put", "keys", "arm", "arm"]
+    assert log.steps[7].startswith("shift+insert@")
+    paste_at = float(log.steps[7].split("@")[1])
+    restores = [float(step.split("@")[1]) for step in log.steps[8:]]
+    assert len(restores) == 2 and min(restores) - paste_at >= 0.3  # after the PRIMARY read
+    assert clipboard.content == "old" and primary.content == "old selection"
+
+
+def test_xterm_without_a_primary_selection_falls_back_to_ctrl_shift_v() -> None:
+    output, log, clipboard, keyboard, _ = make(focused=XTERM)
+    assert output.selection is None
+    assert output.deliver("ls", PasteMethod.PASTE, XTERM).ok
+    assert keyboard.pasted == [("ls", True)]
+    assert not any(step.startswith("shift+insert") for step in log.steps)
+    assert clipboard.content == "old"
 
 
 def test_focus_moved_away_is_given_back_to_the_recording_window() -> None:

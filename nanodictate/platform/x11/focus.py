@@ -20,9 +20,10 @@ from Xlib import X
 from Xlib import error as xerror
 from Xlib.protocol import event as xevent
 
-from nanodictate.platform.base import WindowInfo, is_terminal_class
+from nanodictate.platform.base import WindowInfo
 from nanodictate.platform.x11._xlib import Display, X11ConnectionError
 from nanodictate.platform.x11.keyboard import X11Connection
+from nanodictate.platform.x11.terminals import is_terminal_class, pastes_primary_class
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class X11FocusTracker:
             title=self._title(display, window),
             app_class=app_class or instance,
             is_terminal=is_terminal_class((instance, app_class)),
+            pastes_primary=pastes_primary_class((instance, app_class)),
         )
 
     @staticmethod

@@ -118,22 +118,29 @@ class X11KeyboardOutput:
             time.sleep(_POLL_S)
 
     def send_paste(self, *, terminal: bool) -> None:
+        held = [XK.XK_Control_L, XK.XK_Shift_L] if terminal else [XK.XK_Control_L]
+        self._press_chord(held, XK.XK_v)
+        log.debug("sent %s", "Ctrl+Shift+V" if terminal else "Ctrl+V")
+
+    def send_primary_paste(self) -> None:
+        """Shift+Insert: xterm and the rxvt family paste the PRIMARY selection with it."""
+        self._press_chord([XK.XK_Shift_L], XK.XK_Insert)
+        log.debug("sent Shift+Insert")
+
+    def _press_chord(self, held_keysyms: list[int], keysym: int) -> None:
         with self._connection.use() as display:
             self._require_xtest(display)
             keymap = KeyboardMap.read(display)
-            control = self._keycode(keymap, int(XK.XK_Control_L))
-            shift = self._keycode(keymap, int(XK.XK_Shift_L))
-            held = [control, shift] if terminal else [control]
-            with self._temporary_keycodes(display, keymap, [int(XK.XK_v)]) as codes:
-                v_code = codes[int(XK.XK_v)][0]
+            held = [self._keycode(keymap, int(held_keysym)) for held_keysym in held_keysyms]
+            with self._temporary_keycodes(display, keymap, [int(keysym)]) as codes:
+                key_code = codes[int(keysym)][0]
                 for code in held:
                     xtest.fake_input(display, X.KeyPress, code)
-                xtest.fake_input(display, X.KeyPress, v_code)
-                xtest.fake_input(display, X.KeyRelease, v_code)
+                xtest.fake_input(display, X.KeyPress, key_code)
+                xtest.fake_input(display, X.KeyRelease, key_code)
                 for code in reversed(held):
                     xtest.fake_input(display, X.KeyRelease, code)
                 display.sync()
-        log.debug("sent %s", "Ctrl+Shift+V" if terminal else "Ctrl+V")
 
     def type_text(self, text: str) -> None:
         if not text:
