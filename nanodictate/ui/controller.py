@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal, Slot
 
 from nanodictate import settings as S
 from nanodictate.core.errors import ModelMissingError, NanodictateError, OutOfMemoryError
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 MIN_HOLD_S = 0.3
 LEVEL_INTERVAL_MS = 66  # ≈15 Hz: smooth enough for a tray icon, cheap
 STALL_S = 2.0  # no audio callback for this long while recording = the device is gone
+SHUTDOWN_PASTE_WAIT_S = 5.0
 TEST_REPORT_ENV = "NANODICTATE_TEST_REPORT"
 
 DICTATE_ID = "dictate"
@@ -781,6 +782,11 @@ class DictationController(QObject):
         self._level_timer.stop()
         if self._active is not None:
             self.cancel()
+        # A paste in progress (a logout right after a dictation) needs the GUI thread for
+        # the clipboard until it has restored the user's content: keep serving it a while.
+        deadline = time.monotonic() + SHUTDOWN_PASTE_WAIT_S
+        while self._pasting and time.monotonic() < deadline:
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         self._paste_executor.shutdown(wait=True, cancel_futures=False)
         self.settings.remove_listener(self._on_setting)
 
