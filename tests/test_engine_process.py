@@ -20,9 +20,9 @@ import numpy as np
 import psutil
 import pytest
 
-from nanodictate.core.engine import EngineState
 from nanodictate.core.engine_process import EngineConfig, EngineProcess
 from nanodictate.core.errors import EngineCrashedError, ModelMissingError
+from nanodictate.core.transcriber import EngineState
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
 from nanodictate.testing.speech import make_long_recording, speech, speech_with_silence
 

@@ -14,14 +14,13 @@ Loading, in order:
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +31,16 @@ from nanodictate.core.audio_input import SAMPLE_RATE, prepare_audio
 from nanodictate.core.errors import EngineStateError, ModelCorruptError, OutOfMemoryError
 from nanodictate.core.languages import language_for
 from nanodictate.core.model_store import FUN_ASR_MLT_NANO, verify_model_folder
+from nanodictate.core.transcriber import (
+    Capabilities,
+    DeviceChoice,
+    EngineState,
+    LoadReport,
+    MemoryReport,
+    Precision,
+    Segment,
+    Transcription,
+)
 
 if TYPE_CHECKING:
     from nanodictate.core.vad import SpeechDetector
@@ -43,25 +52,6 @@ MAX_CHUNK_SECONDS = 20.0
 # Generous for fast speech (≈4–6 tokens per second), yet stops a looping decoder early.
 TOKENS_PER_SECOND_CAP = 10
 MIN_TOKEN_CAP = 24
-
-
-class Precision(enum.StrEnum):
-    INT8 = "int8"
-    BF16 = "bf16"
-    FP32 = "fp32"
-
-
-class DeviceChoice(enum.StrEnum):
-    AUTO = "auto"
-    CUDA = "cuda"
-    CPU = "cpu"
-
-
-class EngineState(enum.StrEnum):
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    READY = "ready"
-    OFFLOADED = "offloaded"  # weights parked in RAM, ready to go back to the GPU quickly
 
 
 _CPU_HEADROOM = 600 << 20  # activations, tokenizer, frontend, allocator slack
@@ -156,44 +146,6 @@ def plan_placement(
     )
 
 
-@dataclass(frozen=True)
-class LoadReport:
-    precision: Precision
-    device: str
-    seconds: float
-    from_cache: bool
-    fallback_reason: str | None
-
-
-@dataclass(frozen=True)
-class MemoryReport:
-    process_rss: int
-    model_cpu_bytes: int
-    model_gpu_bytes: int
-    cuda_allocated: int = 0
-    cuda_reserved: int = 0
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float  # seconds in the input
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Transcription:
-    text: str
-    language: str
-    audio_seconds: float
-    segments: tuple[Segment, ...] = ()
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def speech_found(self) -> bool:
-        return bool(self.segments)
-
-
 @dataclass
 class _Loaded:
     automodel: Any
@@ -231,7 +183,15 @@ def _is_cjk(character: str) -> bool:
 
 
 class Engine:
-    """Fun-ASR-MLT-Nano with lazy load, INT8/BF16/FP32, VAD guard and a real unload."""
+    """Fun-ASR-MLT-Nano with lazy load, INT8/BF16/FP32, VAD guard and a real unload.
+
+    A `Transcriber`. In this process: the CLI and the benchmarks use it directly, the tray
+    app through `EngineProcess`, which runs it in a child process.
+    """
+
+    capabilities = Capabilities(
+        can_offload=True, partial_text=False, remote=False, unload_frees_process=False
+    )
 
     def __init__(
         self,

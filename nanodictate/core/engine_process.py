@@ -30,16 +30,17 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nanodictate.core.engine import (
+from nanodictate.core.engine import Placement
+from nanodictate.core.errors import EngineCrashedError, NanodictateError
+from nanodictate.core.transcriber import (
+    Capabilities,
     DeviceChoice,
     EngineState,
     LoadReport,
     MemoryReport,
-    Placement,
     Precision,
     Transcription,
 )
-from nanodictate.core.errors import EngineCrashedError, NanodictateError
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,12 @@ class EngineConfig:
 
 
 class EngineProcess:
-    """The `Engine` API, served by a child process that lives from load to unload.
+    """The `Engine` as a `Transcriber`, served by a child process that lives from load to
+    unload. Driven from one thread (the app's engine QThread), like `Engine`."""
 
-    Driven from one thread (the app's engine QThread or the CLI's main thread), like `Engine`.
-    """
+    capabilities = Capabilities(
+        can_offload=True, partial_text=False, remote=False, unload_frees_process=True
+    )
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config

@@ -14,12 +14,12 @@ from tests_support import fill_disk
 from ui_fakes import FakeEngine, FakeFocus, FakeHotkeys, FakeNotifier, FakeSoundDevice
 
 from nanodictate import settings as S
-from nanodictate.core.engine import LoadReport, Precision
 from nanodictate.core.errors import ModelMissingError
 from nanodictate.core.history import History
 from nanodictate.core.recorder import Recorder
 from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, PasteMethod
+from nanodictate.core.transcriber import LoadReport, Precision
 from nanodictate.ui.controller import DictationController
 from nanodictate.ui.icons import AppState
 from nanodictate.ui.worker import EngineService

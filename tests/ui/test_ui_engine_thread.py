@@ -20,7 +20,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from ui_fakes import FakeEngine
 
-from nanodictate.core.engine import EngineState
+from nanodictate.core.transcriber import EngineState
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
 from nanodictate.ui.worker import EngineService, LoadRequest, TranscribeRequest
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from nanodictate.core.engine import (
+from nanodictate.core.transcriber import (
     EngineState,
     LoadReport,
     MemoryReport,
