@@ -45,8 +45,8 @@ def _add_model_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nanodictate.core.engine import DeviceChoice, Precision
     from nanodictate.core.languages import LANGUAGES
+    from nanodictate.core.transcriber import DeviceChoice, Precision
 
     parser = argparse.ArgumentParser(
         prog="nanodictate",
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--language",
         "-l",
         default="en",
-        help="language code: " + ", ".join(language.code for language in LANGUAGES),
+        help=f"language code, one of the model's {len(LANGUAGES)} (no German, French, Spanish, "
+        "Italian or Russian): " + " ".join(language.code for language in LANGUAGES),
     )
     transcribe.add_argument(
         "--precision", choices=[p.value for p in Precision], default=Precision.INT8.value
@@ -125,6 +126,37 @@ def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
     return model_folder(FUN_ASR_MLT_NANO, root), model_folder(FSMN_VAD, root)
 
 
+# Languages people ask for that Fun-ASR-MLT-Nano was not trained on, named in the error.
+_MISSING_LANGUAGES = {
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "tr": "Turkish",
+    "fa": "Persian",
+    "he": "Hebrew",
+    "no": "Norwegian",
+    "nb": "Norwegian",
+    "ca": "Catalan",
+}
+
+
+def unknown_language_message(code: str) -> str:
+    """What to tell a user whose language code the model does not know."""
+    from nanodictate.core.languages import LANGUAGES
+
+    key = code.strip().lower().replace("_", "-").split("-")[0]
+    name = _MISSING_LANGUAGES.get(key)
+    what = f"{name} ({code})" if name else f"{code!r}"
+    codes = " ".join(language.code for language in LANGUAGES)
+    return (
+        f"{what} is not one of the model's {len(LANGUAGES)} languages: {codes}. "
+        "Fun-ASR-MLT-Nano has no German, French, Spanish, Italian or Russian."
+    )
+
+
 def run_transcribe(args: argparse.Namespace) -> int:
     from nanodictate.core.engine import Engine
     from nanodictate.core.languages import language_for
@@ -132,8 +164,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
     try:
         language_for(args.language)
-    except ValueError as error:
-        print(f"nanodictate: {error}", file=sys.stderr)
+    except ValueError:
+        print(f"nanodictate: {unknown_language_message(args.language)}", file=sys.stderr)
         return EXIT_USAGE
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:

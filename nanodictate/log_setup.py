@@ -11,14 +11,26 @@ _NOISY_LIBRARIES = ("funasr", "modelscope", "transformers", "numba", "urllib3", 
 
 
 class _QuietLibraries(logging.Filter):
-    """Drop library chatter below WARNING, also what funasr logs through the root logger."""
+    """Drop library chatter below WARNING, and what funasr logs through the root logger below
+    ERROR (e.g. "trust_remote_code: False" on every model load) unless the handler shows DEBUG.
+
+    funasr calls go through `funasr_runtime.quiet()`, which already moves those records to our
+    debug log; this is the safety net for anything funasr logs outside it.
+    """
+
+    def __init__(self, show_library_warnings: bool = False) -> None:
+        super().__init__()
+        self.show_library_warnings = show_library_warnings
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from_funasr_root = record.name == "root" and "/funasr/" in record.pathname.replace(
+            "\\", "/"
+        )
+        if from_funasr_root and record.levelno < logging.ERROR:
+            return self.show_library_warnings and record.levelno >= logging.WARNING
         if record.levelno >= logging.WARNING:
             return True
-        if record.name.startswith(_NOISY_LIBRARIES):
-            return False
-        return not (record.name == "root" and "/funasr/" in record.pathname.replace("\\", "/"))
+        return not record.name.startswith(_NOISY_LIBRARIES)
 
 
 def configure_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
@@ -37,6 +49,6 @@ def configure_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
         root.removeHandler(handler)
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(_QuietLibraries())
+        handler.addFilter(_QuietLibraries(show_library_warnings=handler.level <= logging.DEBUG))
         root.addHandler(handler)
     root.setLevel(min(h.level for h in handlers))

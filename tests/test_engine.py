@@ -13,15 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nanodictate.core.engine import (
-    DeviceChoice,
-    Engine,
-    EngineState,
-    ModelSize,
-    Precision,
-    join_texts,
-    plan_placement,
-)
+from nanodictate.core.engine import Engine, ModelSize, join_texts, plan_placement
 from nanodictate.core.errors import (
     AudioInputError,
     EngineStateError,
@@ -29,6 +21,7 @@ from nanodictate.core.errors import (
     ModelMissingError,
     OutOfMemoryError,
 )
+from nanodictate.core.transcriber import DeviceChoice, EngineState, Precision
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
 from nanodictate.testing.speech import make_long_recording, speech, speech_with_silence
 
@@ -422,3 +415,26 @@ def test_a_stale_int8_cache_is_rebuilt(
     assert report.from_cache is False
     assert engine.transcribe(hello, 16000).text == DETERMINISTIC_TEXT
     engine.unload()
+
+
+def test_cli_stderr_has_no_funasr_root_logger_lines(models_root: Path, tmp_path: Path) -> None:
+    # funasr logs "trust_remote_code: False" (and more) through the root logger on every model
+    # load; none of it may reach a user's terminal, at the default level or with -v.
+    from nanodictate.testing.speech import speak
+
+    wav = speak("good morning", tmp_path / "morning.wav")
+    for verbosity in ([], ["-v"]):
+        done = _nanodictate(
+            *verbosity, "transcribe", str(wav), "--model-dir", str(models_root),
+            "--language", "en", "--device", "cpu",
+            tmp_path=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == DETERMINISTIC_TEXT
+        assert "trust_remote_code" not in done.stderr
+        root_lines = [line for line in done.stderr.splitlines() if " root: " in line]
+        assert root_lines == []
+        if verbosity:  # -v shows our own INFO lines: logging to stderr still works
+            assert " INFO nanodictate." in done.stderr
+        else:
+            assert done.stderr == ""

@@ -175,3 +175,68 @@ def test_switching_device_reopens_the_stream() -> None:
     assert first.closed and sd.stream is not first
     assert sd.stream.kwargs["device"] == "Mic 1"
     assert [d.name for d in list_input_devices(sd)] == ["Mic 0", "Mic 1"]
+
+
+@pytest.mark.parametrize("feed_block", [None, 1000, 7000])
+def test_preroll_holds_exactly_the_audio_before_start_with_the_idle_block_size(
+    feed_block: int | None,
+) -> None:
+    # Every sample is distinct, so the recording must be exactly the last 0.3 s before start()
+    # followed by everything after it, whatever block sizes arrive (7000 > the 4800-frame ring).
+    sd = FakeSoundDevice(rate=16000, channels=2)
+    recorder = Recorder(sd, keep_open=True, preroll_seconds=0.3)
+    recorder.open()
+    stream = sd.stream
+    assert stream.kwargs["blocksize"] == 800  # 50 ms: 20 callbacks a second at rest
+    block = feed_block or stream.kwargs["blocksize"]
+    signal = (np.arange(32000, dtype=np.float32) + 1) / 64000  # 2 s, all values distinct
+    before, after = signal[:20000], signal[20000:]
+
+    def feed(samples: np.ndarray) -> None:
+        for start in range(0, len(samples), block):
+            part = samples[start : start + block]
+            stream.feed(np.stack([part, part], axis=1))
+
+    feed(before)
+    recorder.start()
+    feed(after)
+    recording = recorder.stop()
+    assert recording.preroll_seconds == pytest.approx(0.3)
+    np.testing.assert_allclose(recording.samples[:4800], before[-4800:], rtol=1e-6)
+    np.testing.assert_allclose(recording.samples[4800:], after, rtol=1e-6)
+
+
+def test_a_short_idle_stream_gives_what_it_has_and_the_mix_is_mono() -> None:
+    sd = FakeSoundDevice(rate=16000, channels=2)
+    recorder = Recorder(sd, keep_open=True, preroll_seconds=0.3)
+    recorder.open()
+    left = np.linspace(0.0, 0.4, 1000, dtype=np.float32)
+    sd.stream.feed(np.stack([left, np.zeros_like(left)], axis=1))
+    recorder.start()
+    recording = recorder.stop()
+    assert recording.preroll_seconds == pytest.approx(1000 / 16000)
+    np.testing.assert_allclose(recording.samples, left / 2, rtol=1e-6)
+
+
+def test_idle_callbacks_allocate_nothing_per_block() -> None:
+    # At rest the callback only copies into the preallocated ring: no block-sized array (mono
+    # mix, level, list of chunks) is made per callback. Python's tracemalloc sees numpy data.
+    import tracemalloc
+
+    sd = FakeSoundDevice(rate=48000, channels=2)
+    recorder = Recorder(sd, keep_open=True)
+    recorder.open()
+    stream = sd.stream
+    frames = stream.kwargs["blocksize"]
+    block = np.full((frames, 2), 0.1, dtype=np.float32)
+    stream.callback(block, frames, None, None)  # warm up
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        for _ in range(200):
+            stream.callback(block, frames, None, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < frames * 4 // 2  # far less than one mono block (9600 bytes)
+    assert recorder.level == 0.0

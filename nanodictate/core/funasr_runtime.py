@@ -44,7 +44,8 @@ def quiet() -> Iterator[None]:
     AutoModel calls it again; both would send every library's INFO chatter to stderr for the
     rest of the app's life. funasr also prints notices ("funasr version", "ffmpeg is not
     installed") to stdout, which the CLI uses for transcripts. So: save the root logger, keep
-    basicConfig from acting, drop funasr's INFO records, capture stdout, and restore it all;
+    basicConfig from acting, drop funasr's INFO records and move its warnings to our debug
+    log, capture stdout, and restore it all;
     what was printed goes to our debug log. stdout is process-wide, so a print from another
     thread during the (≈5 s) first load lands in that debug log too: the app prints nothing
     from other threads, and the CLI prints only after transcription.
@@ -79,16 +80,28 @@ def quiet() -> Iterator[None]:
 
 
 class _FunasrInfoFilter(logging.Filter):
-    """Drop funasr's INFO/DEBUG records (it logs through the root logger directly).
+    """Keep funasr's root-logger chatter from users: it logs through the root logger directly.
 
-    A filter on the root logger sees only records logged on the root logger itself, so the
-    app's own loggers are untouched; warnings and errors from funasr still get through.
+    INFO/DEBUG records are dropped. Its warnings are notes for developers, not something a user
+    can act on ("trust_remote_code: False" on every model load), so they go to our debug log
+    instead; errors still get through. A filter on the root logger sees only records logged on
+    the root logger itself, so the app's own loggers (and their warnings) are untouched.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
+        if "funasr" not in Path(record.pathname).parts:
             return True
-        return "funasr" not in Path(record.pathname).parts
+        if record.levelno >= logging.ERROR:
+            return True
+        if record.levelno >= logging.WARNING:
+            # funasr's warnings are about configuration (none carries transcribed text).
+            log.debug(
+                "funasr warned (%s:%d): %.300s",
+                Path(record.pathname).name,
+                record.lineno,
+                record.getMessage(),
+            )
+        return False
 
 
 @contextlib.contextmanager

@@ -12,6 +12,16 @@ running delivered its next block a median 2.3 ms (max 3.4 ms; 664 ms once, right
 opened) after `start()`, and its ring buffer adds the last ``preroll_seconds`` before the key
 press, which catches a word begun together with the key. Privacy: while idle, audio only
 passes through a 0.3 s ring buffer in RAM and is overwritten; nothing is stored or sent.
+
+Cost at rest (bench/idle_cpu.py, same virtual microphone, 2-core EPYC): PortAudio's own
+choice of block (≈80 frames at 44.1 kHz, ≈500 callbacks a second) took 8.7–10.5 % of a core,
+most of it PortAudio/ALSA work per callback, about a quarter our Python (mono mix, list of
+blocks). Now the stream runs in fixed 50 ms blocks (20 callbacks a second) and an idle
+callback only copies its block into a ring buffer allocated once: 0.56–0.70 % of a core
+when only we record from the source (1.3–1.5 % when another low-latency client keeps the
+server pushing small packets to every client). start() → first block is then 11–12 ms
+median, 44 ms at most (was 2 ms); no audio is lost either way, since the first block after
+start() holds everything since the one before it.
 ``keep_open=False`` opens the stream at key-down instead (for headsets that drop to call
 quality while any microphone is open, or for users who want the microphone indicator off).
 
@@ -23,7 +33,6 @@ moves it to its own thread.
 
 from __future__ import annotations
 
-import collections
 import enum
 import logging
 import threading
@@ -41,6 +50,11 @@ log = logging.getLogger(__name__)
 
 TARGET_RATE = 16000
 DEFAULT_PREROLL_SECONDS = 0.3
+# PortAudio calls back once per block. With its own choice (`latency="low"`, no block size) that
+# was ≈500 calls a second on PulseAudio, ≈7–10 % of a core at rest for nothing but the pre-roll;
+# 50 ms blocks make it 20 a second (see bench/idle_cpu.py). Audio is never lost by a bigger block:
+# the block that arrives after start() holds everything since the one before it.
+BLOCK_SECONDS = 0.05
 DEFAULT_MAX_SECONDS = 600.0
 # Stereo at most: a mono mix of more channels only adds the noise of unused inputs (PulseAudio's
 # "default" ALSA device claims 32).
@@ -111,6 +125,50 @@ def _mono(block: npt.NDArray[Any]) -> Samples:
     return np.array(block.reshape(-1), dtype=np.float32)
 
 
+class _Ring:
+    """The last `capacity` frames as they came (all channels), in memory allocated once.
+
+    While idle the callback does nothing but copy its block in here; mixing to mono happens
+    once, in `take()` at key-down.
+    """
+
+    def __init__(self, capacity: int = 0, channels: int = 1) -> None:
+        self._data = np.zeros((max(0, capacity), channels), dtype=np.float32)
+        self._end = 0  # where the next frame goes
+        self._filled = 0
+
+    def push(self, block: npt.NDArray[Any]) -> None:
+        capacity = len(self._data)
+        if capacity == 0:
+            return
+        frames = len(block)
+        if block.ndim == 1:
+            block = block[:, None]
+        if frames >= capacity:
+            self._data[:] = block[frames - capacity :]
+            self._end, self._filled = 0, capacity
+            return
+        first = min(frames, capacity - self._end)
+        self._data[self._end : self._end + first] = block[:first]
+        if first < frames:
+            self._data[: frames - first] = block[first:]
+        self._end = (self._end + frames) % capacity
+        self._filled = min(capacity, self._filled + frames)
+
+    def take(self) -> Samples:
+        """What it holds, oldest first, mixed to mono; the ring is empty afterwards."""
+        if self._filled < len(self._data):
+            frames = self._data[: self._filled]  # not wrapped yet: it starts at 0
+        else:
+            frames = np.concatenate((self._data[self._end :], self._data[: self._end]))
+        mono = _mono(frames)
+        self.clear()
+        return mono
+
+    def clear(self) -> None:
+        self._end = self._filled = 0
+
+
 def _shutdown(stream: Any) -> None:
     if stream is None:
         return
@@ -160,9 +218,8 @@ class Recorder:
         self._recording = False
         self._chunks: list[Samples] = []
         self._frames = 0
-        self._ring: collections.deque[Samples] = collections.deque()
-        self._ring_frames = 0
-        self._preroll: list[Samples] = []
+        self._ring = _Ring()
+        self._preroll: Samples = np.zeros(0, dtype=np.float32)
         self._started_at: float | None = None
         self._first_frame_at: float | None = None
         self._last_frame_at: float | None = None
@@ -215,10 +272,12 @@ class Recorder:
                 channels=channels,
                 dtype="float32",
                 latency="low",
+                blocksize=max(1, round(rate * BLOCK_SECONDS)),
                 callback=self._callback,
                 finished_callback=lambda: self._finished(token),
             )
             self._token = token
+            self._ring = _Ring(int(self.preroll_seconds * rate), channels)
             stream.start()
         except Exception as error:
             raise MicrophoneError(
@@ -240,7 +299,6 @@ class Recorder:
         (stopping waits for the callback, which takes the lock: holding it would deadlock)."""
         stream, self._stream = self._stream, None
         self._ring.clear()
-        self._ring_frames = 0
         self._token = None
         return stream
 
@@ -271,9 +329,7 @@ class Recorder:
             if not self.is_open:
                 stale = self._detach_locked()
                 self._open_locked()
-            self._preroll = list(self._ring)
-            self._ring.clear()
-            self._ring_frames = 0
+            self._preroll = self._ring.take()
             self._recording = True
         _shutdown(stale)
 
@@ -282,9 +338,9 @@ class Recorder:
         with self._lock:
             reason = self._stop_reason or StopReason.STOPPED
             self._recording = False
-            chunks, self._chunks = self._preroll + self._chunks, []
-            preroll_frames = sum(len(chunk) for chunk in self._preroll)
-            self._preroll = []
+            chunks, self._chunks = [self._preroll, *self._chunks], []
+            preroll_frames = len(self._preroll)
+            self._preroll = np.zeros(0, dtype=np.float32)
             rate = self._rate or TARGET_RATE
             latency = (
                 None
@@ -295,7 +351,7 @@ class Recorder:
             if not self.keep_open or reason is StopReason.DEVICE_LOST:
                 stream = self._detach_locked()
         _shutdown(stream)
-        mono = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        mono = np.concatenate(chunks)
         return Recording(_resample(mono, rate), rate, reason, latency, preroll_frames / rate)
 
     def cancel(self) -> None:
@@ -303,7 +359,7 @@ class Recorder:
         with self._lock:
             self._recording = False
             self._chunks = []
-            self._preroll = []
+            self._preroll = np.zeros(0, dtype=np.float32)
             stream = None if self.keep_open else self._detach_locked()
         _shutdown(stream)
 
@@ -331,13 +387,13 @@ class Recorder:
         now = self._clock()
         if status:
             log.debug("Input stream status: %s", status)
-        mono = _mono(indata)
         stopped: StopReason | None = None
         with self._lock:
             self._last_frame_at = now
             if not self._recording:
-                self._push_ring(mono)
+                self._ring.push(indata)  # idle: one copy into preallocated memory, nothing else
                 return
+            mono = _mono(indata)
             if self._first_frame_at is None:
                 self._first_frame_at = now
             limit = int(self.max_seconds * self._rate)
@@ -356,15 +412,6 @@ class Recorder:
         if stopped is not None:
             log.info("Recording reached its maximum length (%.0f s)", self.max_seconds)
             self._notify(stopped)
-
-    def _push_ring(self, mono: Samples) -> None:
-        keep = int(self.preroll_seconds * self._rate)
-        if keep <= 0:
-            return
-        self._ring.append(mono)
-        self._ring_frames += len(mono)
-        while self._ring and self._ring_frames - len(self._ring[0]) >= keep:
-            self._ring_frames -= len(self._ring.popleft())
 
     def _finished(self, token: object) -> None:
         """PortAudio ended the stream: ours to close, or the device went away."""
