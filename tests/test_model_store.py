@@ -22,6 +22,7 @@ from nanodictate.core.model_store import (
     default_models_dir,
     describe_models,
     folder_problem,
+    human_size,
     model_folder,
     partial_folder,
     spec_for,
@@ -331,3 +332,13 @@ def test_importing_and_verifying_stays_light(vad_folder: Path) -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", script, str(vad_folder)], check=True)
+
+
+def test_sizes_are_decimal_and_the_release_is_about_1_99_gb() -> None:
+    assert human_size(999) == "999 bytes"
+    assert human_size(907_000) == "907.0 kB"
+    assert human_size(16_000_000) == "16.0 MB"
+    # model.pt 1,971,162,898 bytes + multilingual.tiktoken + the Qwen3 tokenizer files.
+    assert FUN_ASR_MLT_NANO.approx_download_bytes > 1_971_162_898 + 907_000 + 15_000_000
+    assert human_size(FUN_ASR_MLT_NANO.approx_download_bytes) == "1.99 GB"
+    assert human_size(FSMN_VAD.approx_download_bytes) == "1.7 MB"

@@ -1,65 +1,58 @@
-"""Downloading a model from Hugging Face or ModelScope, resumably, with progress.
+"""Downloading a model through the Hugging Face and ModelScope client libraries.
 
-Plain `urllib.request` rather than the huggingface_hub or modelscope clients: those keep their
-own caches (a second copy of 2 GB), phone home and check for updates, and hide the resume and
-progress details this module needs to control exactly.
+- Hugging Face (`huggingface_hub`): `HfApi.model_info(files_metadata=True)` lists the files of
+  the current commit (size, LFS sha256, git blob id); each file is fetched from
+  `hf_hub_url(repo, path, revision=<that commit>)` with the library's `http_get`, which follows
+  the CDN redirect, sends the token and resumes with a Range request. `hf_hub_download` is not
+  used: since huggingface_hub 2.x it writes to a per-process temporary file that it deletes on
+  any failure, so a cancelled 2 GB download would start over from zero.
+- ModelScope (`modelscope_hub`, which `modelscope.snapshot_download` delegates to):
+  `HubApi.list_repo_files` lists (size, sha256), `HubApi.download_repo(file_list=[one file],
+  local_dir=<staging>)` fetches one file, resuming its own ``<path>.incomplete`` and checking the
+  sha256 the hub lists.
 
-Hub endpoints (the ones the official clients use: huggingface_hub's `list_repo_tree` and
-`hf_hub_url`, modelscope's `list_repo_files` and `get_file_download_url`):
+Endpoints and tokens are the libraries' own: HF_ENDPOINT and HF_TOKEN (or `hf auth login`),
+MODELSCOPE_ENDPOINT (or the older MODELSCOPE_DOMAIN) and MODELSCOPE_API_TOKEN (or
+`modelscope login`); NANODICTATE_HF_ENDPOINT / NANODICTATE_MS_ENDPOINT override the endpoints.
 
-- Hugging Face listing: ``GET {hf}/api/models/{repo}/tree/main?recursive=true`` answers a JSON
-  list of ``{"type": "file"|"directory", "path", "size", "lfs": {"oid": <sha256>, "size"}}``
-  (``lfs`` only for large files). Pages hold at most 1000 entries and link the next one with a
-  ``Link: <url>; rel="next"`` header, which is followed.
-- Hugging Face file: ``GET {hf}/{repo}/resolve/main/{path}``; large files redirect to a CDN,
-  and urllib keeps the Range header across the redirect.
-- ModelScope listing: ``GET {ms}/api/v1/models/{repo}/repo/files?Revision=master&Recursive=True``
-  answers ``{"Code": 200, "Success": true, "Data": {"Files": [{"Path", "Size",
-  "Type": "blob"|"tree", "Sha256"}]}}`` (not paginated; capped at 3000 entries, far more than
-  these repositories hold).
-- ModelScope file: ``GET {ms}/api/v1/models/{repo}/repo?Revision=master&FilePath={path}``.
+Which files: the spec's required files, plus the other files under 100 MB in the sub-folders
+those live in (Qwen3-0.6B/ may hold generation_config.json), never stray weights or examples.
+Files go one at a time into ``<folder>.partial/`` (unfinished ones as ``<path>.incomplete``,
+shared by both hubs), each is checked against the hash its own hub lists (a hash from one hub is
+never checked against the other's file: the hubs may serve different model.pt files), then a
+manifest is written, the folder verified, and swapped in by renames: the model folder is never
+half-written.
 
-Hosts default to https://huggingface.co and https://modelscope.cn; `HubEndpoints` or the
-environment variables NANODICTATE_HF_ENDPOINT (else HF_ENDPOINT) and NANODICTATE_MS_ENDPOINT
-replace them, for mirrors and for tests.
+Cancel: neither library can be cancelled. A progress hook of each (`tqdm_class` of `http_get`, a
+ModelScope ProgressCallback) raises `_Cancelled` once the event is set; like
+asyncio.CancelledError it derives from BaseException, so the libraries' `except Exception`
+retry loops let it through. The event is also checked between files.
 
-Which files: the spec's required files, plus the other files in the sub-folders those live in
-(Qwen3-0.6B/ may hold generation_config.json or special-token files that transformers reads
-when it finds them) if each is under 100 MB, so stray weights are never pulled. Everything
-else in the repositories (README images, example audio, ONNX exports) is skipped.
-
-On disk: files arrive in ``<folder>.partial/<path>.part``, resumed with ``Range: bytes=N-``
-(a server answering 200 instead of 206 restarts that file). Each finished file is checked
-against the listed size and sha256, then renamed to ``<folder>.partial/<path>``. When all are
-there, a manifest (`MANIFEST_NAME`) is written, the folder is verified, and it replaces the
-model folder in two renames, so the model folder is never half-written.
+`find_cached_copy` / `install_from_copy` reuse a copy already in the user's Hugging Face or
+ModelScope cache (hard links when possible), checked like a download.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import json
 import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Literal, NoReturn
+from typing import IO, Any, Literal, NoReturn
 
 from nanodictate import __version__
-from nanodictate.core.errors import DownloadError
+from nanodictate.core.errors import DownloadError, ModelCorruptError
 from nanodictate.core.model_store import (
     MANIFEST_NAME,
     ModelSpec,
@@ -79,29 +72,23 @@ __all__ = [
     "HubName",
     "TerminalProgress",
     "download_model",
+    "find_cached_copy",
+    "install_from_copy",
     "terminal_progress",
 ]
 
 logger = logging.getLogger(__name__)
 
 HubName = Literal["huggingface", "modelscope"]
-
 DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 DEFAULT_MS_ENDPOINT = "https://modelscope.cn"
 
-REQUEST_TIMEOUT_S = 30.0
-
-_HUB_TITLES: dict[HubName, str] = {"huggingface": "Hugging Face", "modelscope": "ModelScope"}
+_TITLES: dict[HubName, str] = {"huggingface": "Hugging Face", "modelscope": "ModelScope"}
 _STATE_NAME = ".nanodictate-partial.json"
-_USER_AGENT = f"nanodictate/{__version__}"
-_CHUNK_BYTES = 256 * 1024
+_INCOMPLETE = ".incomplete"  # ModelScope's suffix for a partial file; used for both hubs
 _PROGRESS_INTERVAL_S = 0.1
-# A connection that dropped after delivering data is resumed on the spot this many times
-# before the hub is given up on; one that fails without delivering anything is not retried.
-_MAX_RESUMES = 5
 _EXTRA_FILE_LIMIT_BYTES = 100 * 1024 * 1024
-_MAX_LISTING_BYTES = 32 * 1024 * 1024
-_MAX_LISTING_PAGES = 100
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 @dataclass(frozen=True)
@@ -111,13 +98,15 @@ class HubEndpoints:
 
     @classmethod
     def from_env(cls) -> HubEndpoints:
-        hf = (
-            os.environ.get("NANODICTATE_HF_ENDPOINT")
-            or os.environ.get("HF_ENDPOINT")
-            or DEFAULT_HF_ENDPOINT
-        )
-        ms = os.environ.get("NANODICTATE_MS_ENDPOINT") or DEFAULT_MS_ENDPOINT
-        return cls(huggingface=hf, modelscope=ms)
+        env = os.environ.get
+        hf = env("NANODICTATE_HF_ENDPOINT") or env("HF_ENDPOINT") or DEFAULT_HF_ENDPOINT
+        ms = (
+            env("NANODICTATE_MS_ENDPOINT")
+            or env("MODELSCOPE_ENDPOINT")
+            or env("MODELSCOPE_DOMAIN")
+            or DEFAULT_MS_ENDPOINT
+        ).strip()
+        return cls(hf, ms if "://" in ms else f"https://{ms}")
 
     def for_hub(self, hub: HubName) -> str:
         return (self.huggingface if hub == "huggingface" else self.modelscope).rstrip("/")
@@ -137,22 +126,25 @@ class DownloadProgress:
 
 
 @dataclass(frozen=True)
-class _RemoteFile:
+class _Remote:
     path: str
     size: int
-    sha256: str | None
+    sha256: str | None  # what the hub lists (HF: LFS files only)
+    git_sha1: str | None = None  # HF's blob id of a non-LFS file
+
+    def matches(self, file: Path, sha256: str) -> bool | None:
+        """Whether `file` (of that sha256) has the hash this hub lists; None if it lists none."""
+        if self.sha256:
+            return sha256 == self.sha256
+        return None if self.git_sha1 is None else _git_sha1_of(file) == self.git_sha1
 
 
 class _HubFailure(Exception):
-    """This hub cannot deliver the model right now; another hub might."""
+    """This hub cannot deliver the model right now; the other one might."""
 
 
-class _Interrupted(_HubFailure):
-    """A transfer stopped part-way; worth resuming at once if it delivered anything."""
-
-    def __init__(self, reason: str, *, progressed: bool) -> None:
-        super().__init__(reason)
-        self.progressed = progressed
+class _Cancelled(BaseException):
+    """Raised from a library's progress hook to stop it; not an Exception, so not retried."""
 
 
 def download_model(
@@ -168,42 +160,42 @@ def download_model(
 ) -> Path:
     """Download `spec` into its model folder and return the folder.
 
-    A folder that already verifies is returned without any network access unless `force`.
-    Interrupted downloads (cancel, network loss, a closed laptop) resume where they stopped on
-    the next call, even from the other hub. Raises DownloadError (after trying the other hub
-    when `fallback`); a cancelled download raises DownloadError("Download cancelled").
+    A folder that already verifies is returned without network access unless `force`. An
+    interrupted download (cancel, network loss) resumes on the next call, from the other hub
+    too when both list the same sha256. Raises DownloadError, after trying the other hub when
+    `fallback`; a cancelled download raises DownloadError("Download cancelled").
     """
     folder = model_folder(spec, models_dir)
     if not force and folder_problem(spec, folder) is None:
         logger.info("%s is already installed in %s", spec.display_name, folder)
         return folder
-
     hosts = endpoints if endpoints is not None else HubEndpoints.from_env()
     other: HubName = "modelscope" if source == "huggingface" else "huggingface"
     hubs: list[HubName] = [source, other] if fallback else [source]
     failures: list[tuple[HubName, _HubFailure]] = []
     for index, hub in enumerate(hubs):
         try:
-            _Download(spec, folder, hub, hosts, progress, cancel).run()
+            _Attempt(spec, folder, hub, hosts.for_hub(hub), progress, cancel).run()
+        except _Cancelled:
+            raise DownloadError("Download cancelled") from None
         except _HubFailure as failure:
             failures.append((hub, failure))
             if index + 1 < len(hubs):
                 logger.warning(
                     "Downloading %s from %s failed (%s); trying %s",
                     spec.display_name,
-                    _HUB_TITLES[hub],
+                    _TITLES[hub],
                     failure,
-                    _HUB_TITLES[hubs[index + 1]],
+                    _TITLES[hubs[index + 1]],
                 )
             continue
-        logger.info("Downloaded %s from %s into %s", spec.display_name, _HUB_TITLES[hub], folder)
+        logger.info("Downloaded %s from %s into %s", spec.display_name, _TITLES[hub], folder)
         return folder
-
     if len(failures) == 1:
-        only_hub, reason = failures[0]
-        what = f"Could not download {spec.display_name} from {_HUB_TITLES[only_hub]}: {reason}."
+        hub, reason = failures[0]
+        what = f"Could not download {spec.display_name} from {_TITLES[hub]}: {reason}."
     else:
-        reasons = " ".join(f"{_HUB_TITLES[name]}: {why}." for name, why in failures)
+        reasons = " ".join(f"{_TITLES[hub]}: {why}." for hub, why in failures)
         what = f"Could not download {spec.display_name}. {reasons}"
     raise DownloadError(
         f"{what} Check your internet connection and run `{spec.download_command}` again; "
@@ -211,578 +203,639 @@ def download_model(
     ) from failures[-1][1]
 
 
-class _Download:
-    """One attempt at downloading a model from one hub."""
+class _Attempt:
+    """One attempt at downloading a model from one hub into the partial folder."""
 
     def __init__(
         self,
         spec: ModelSpec,
         folder: Path,
         hub: HubName,
-        hosts: HubEndpoints,
+        host: str,
         progress: Callable[[DownloadProgress], None] | None,
         cancel: threading.Event | None,
     ) -> None:
-        self.spec = spec
-        self.folder = folder
-        self.partial = partial_folder(folder)
-        self.hub = hub
-        self.title = _HUB_TITLES[hub]
-        self.host = hosts.for_hub(hub)
+        self.spec, self.folder, self.partial = spec, folder, partial_folder(folder)
+        self.hub, self.host, self.title = hub, host, _TITLES[hub]
         self.repo = spec.huggingface_repo if hub == "huggingface" else spec.modelscope_repo
-        self.cancel = cancel
-        self.callback = progress
+        self.revision = "main" if hub == "huggingface" else "master"
+        self.meter = _Meter(progress, cancel)
         self.state: dict[str, dict[str, object]] = {}
-        self.done = 0
-        self.total = 0
-        self.last_emit = float("-inf")
-
-    # --- the steps ------------------------------------------------------------------------
 
     def run(self) -> None:
-        self._check_cancel()
-        wanted = self._select(self._list_files())
-        self.total = sum(remote.size for remote in wanted)
-        self._local(lambda: self.partial.mkdir(parents=True, exist_ok=True), self.partial)
-        self.state = self._load_state()
-
-        pending: list[_RemoteFile] = []
+        self.meter.check()
+        wanted = _select(self.spec, self._library_call(self._list, None), self.repo)
+        self.meter.total = sum(remote.size for remote in wanted)
+        _local(lambda: self.partial.mkdir(parents=True, exist_ok=True), self.partial, self.spec)
+        self.state = _load_state(self.partial / _STATE_NAME)
+        pending: list[_Remote] = []
         for remote in wanted:
-            if self._already_done(remote) or self._reuse_installed(remote):
-                self.done += remote.size
+            if self._finished(remote) or self._reuse_installed(remote):
+                self.meter.done += remote.size
             else:
-                self.done += self._resumable_bytes(remote)
+                self.meter.done += self._resumable_bytes(remote)
                 pending.append(remote)
-        self._check_free_space(self.total - self.done)
-
-        # Small files first: a hub that cannot serve the repository fails in seconds, not
-        # after the 2 GB checkpoint.
-        pending.sort(key=lambda item: item.size)
-        for remote in pending:
-            self._check_cancel()
+        _check_free_space(self.spec, self.partial, self.meter.total - self.meter.done)
+        # Small files first: a hub that cannot serve the repository fails in seconds.
+        for remote in sorted(pending, key=lambda item: item.size):
+            self.meter.check()
             self._fetch(remote)
-        self._install(wanted)
-        last = pending[-1] if pending else wanted[-1]
-        self._emit(last.path, last.size, last.size, force=True)
+        _install(self.spec, self.partial, self.folder, self._manifest(wanted))
+        last = max(wanted, key=lambda item: item.size)
+        self.meter.start(last.path, last.size, 0)
+        self.meter.emit(last.size, force=True)
 
-    def _list_files(self) -> list[_RemoteFile]:
+    # --- listing and transfer, through the libraries ----------------------------------------
+
+    def _list(self) -> list[_Remote]:
         if self.hub == "huggingface":
-            return self._list_huggingface()
-        return self._list_modelscope()
+            from huggingface_hub import HfApi
 
-    def _list_huggingface(self) -> list[_RemoteFile]:
-        url: str | None = f"{self.host}/api/models/{self.repo}/tree/main?recursive=true"
-        files: list[_RemoteFile] = []
-        pages = 0
-        while url is not None and pages < _MAX_LISTING_PAGES:
-            pages += 1
-            data, link = self._get_json(url)
-            if not isinstance(data, list):
-                raise _HubFailure(f"{self.title} sent a file list in an unexpected format")
-            for entry in data:
-                if not isinstance(entry, dict) or entry.get("type") != "file":
-                    continue
-                lfs = entry.get("lfs")
-                sha = lfs.get("oid") if isinstance(lfs, dict) else None
-                files.append(self._remote(entry.get("path"), entry.get("size"), sha))
-            url = _next_link(link, url)
-        return files
-
-    def _list_modelscope(self) -> list[_RemoteFile]:
-        query = urllib.parse.urlencode({"Revision": "master", "Recursive": "True"})
-        data, _ = self._get_json(f"{self.host}/api/v1/models/{self.repo}/repo/files?{query}")
-        if isinstance(data, dict) and data.get("Success") is False:
-            message = data.get("Message") or "no reason given"
-            raise _HubFailure(f"{self.title} refused to list {self.repo}: {message}")
-        body = data.get("Data") if isinstance(data, dict) else None
-        entries = body.get("Files") if isinstance(body, dict) else None
-        if not isinstance(entries, list):
-            raise _HubFailure(f"{self.title} sent a file list in an unexpected format")
+            api = HfApi(endpoint=self.host, library_name="nanodictate", library_version=__version__)
+            info = api.model_info(self.repo, revision=self.revision, files_metadata=True)
+            self.revision = info.sha or self.revision  # every file from this one commit
+            return [
+                _Remote(
+                    s.rfilename,
+                    s.size if s.size is not None else -1,
+                    _sha(s.lfs and s.lfs.sha256),
+                    None if s.lfs else s.blob_id,
+                )
+                for s in info.siblings or []
+            ]
         return [
-            self._remote(entry.get("Path"), entry.get("Size"), entry.get("Sha256"))
-            for entry in entries
-            if isinstance(entry, dict) and entry.get("Type", "blob") == "blob"
+            _Remote(f.path, f.size, _sha(f.sha256))
+            for f in self._modelscope().list_repo_files(self.repo, "model", revision=self.revision)
+            if not f.is_dir
         ]
 
-    def _remote(self, path: object, size: object, sha: object) -> _RemoteFile:
-        if not isinstance(path, str) or not isinstance(size, int) or size < 0:
-            raise _HubFailure(f"{self.title} sent a file list in an unexpected format")
-        valid_sha = isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha) is not None
-        return _RemoteFile(path, size, sha.lower() if valid_sha and isinstance(sha, str) else None)
+    def _transfer(self, remote: _Remote, part: Path) -> None:
+        offset = part.stat().st_size if part.exists() else 0
+        if self.hub == "huggingface":
+            from huggingface_hub import hf_hub_url
+            from huggingface_hub.file_download import http_get
+            from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
-    def _select(self, listing: list[_RemoteFile]) -> list[_RemoteFile]:
-        by_path = {remote.path: remote for remote in listing}
-        required = self.spec.required_files
-        missing = [path for path in required if path not in by_path]
-        if missing:
-            raise _HubFailure(
-                f"its copy of {self.repo} lacks {', '.join(missing)} "
-                "(the repository may have changed)"
-            )
-        folders = {path.rsplit("/", 1)[0] for path in required if "/" in path}
-        extras = [
-            remote
-            for remote in listing
-            if remote.path not in required
-            and "/" in remote.path
-            and remote.path.rsplit("/", 1)[0] in folders
-            and remote.size < _EXTRA_FILE_LIMIT_BYTES
-            and is_safe_relative_path(remote.path)
-        ]
-        return [by_path[path] for path in required] + extras
-
-    def _already_done(self, remote: _RemoteFile) -> bool:
-        """Whether an earlier attempt finished this very file in the partial folder."""
-        entry = self.state.get(remote.path)
-        target = self.partial / remote.path
-        if entry is None or not entry.get("done"):
-            return False
-        hashed_alike = remote.sha256 is not None and entry.get("actual_sha256") == remote.sha256
-        if not hashed_alike and not self._same_file(entry, remote):
-            return False
-        try:
-            return target.stat().st_size == remote.size
-        except OSError:
-            return False
-
-    def _reuse_installed(self, remote: _RemoteFile) -> bool:
-        """Take a file from the installed folder when it matches the hub's sha256.
-
-        Re-downloading 2 GB because a tokenizer file went missing would be a poor repair.
-        """
-        source = self.folder / remote.path
-        if remote.sha256 is None or not source.is_file() or source.stat().st_size != remote.size:
-            return False
-        if _sha256_of(source) != remote.sha256:
-            return False
-        target = self.partial / remote.path
-
-        def link() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.unlink(missing_ok=True)
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
-
-        self._local(link, target)
-        self._record(remote, done=True, sha256=remote.sha256)
-        logger.info("Reusing the installed %s, which matches %s", remote.path, self.title)
-        return True
-
-    def _resumable_bytes(self, remote: _RemoteFile) -> int:
-        """Size of a usable .part for this file; a stale one (other file version) is deleted."""
-        part = self._part_path(remote)
-        if not part.exists():
-            return 0
-        entry = self.state.get(remote.path)
-        size = part.stat().st_size
-        if entry is not None and self._same_file(entry, remote) and size <= remote.size:
-            return size
-        self._local(lambda: part.unlink(missing_ok=True), part)
-        return 0
-
-    def _same_file(self, entry: dict[str, object], remote: _RemoteFile) -> bool:
-        """Whether a partial file was started for the same content as `remote`.
-
-        Two hubs serve identical bytes when the sha256 agree; without a sha256 only the same
-        hub's same-sized file is trusted.
-        """
-        if entry.get("size") != remote.size:
-            return False
-        if remote.sha256 is not None and entry.get("sha256") is not None:
-            return entry.get("sha256") == remote.sha256
-        return entry.get("source") == self.hub
-
-    def _check_free_space(self, needed: int) -> None:
-        try:
-            free = shutil.disk_usage(self.partial).free
-        except OSError:
-            return
-        if free < needed:
-            raise DownloadError(
-                f"There is not enough free disk space in {self.partial.parent} to download "
-                f"{self.spec.display_name}: it needs {human_size(needed)} more and "
-                f"{human_size(free)} is free. Free some space, then run "
-                f"`{self.spec.download_command}` again."
+            url = hf_hub_url(self.repo, remote.path, revision=self.revision, endpoint=self.host)
+            headers = build_hf_headers(library_name="nanodictate", library_version=__version__)
+            with part.open("r+b" if offset else "wb") as sink:
+                sink.seek(offset)
+                # http_get builds its bar as tqdm_class(total=..., initial=offset, ...).
+                http_get(
+                    url,
+                    sink,
+                    resume_size=offset,
+                    headers=headers,
+                    expected_size=remote.size,
+                    tqdm_class=self.meter.bar_class(),
+                )
+            os.replace(part, self.partial / remote.path)
+        else:
+            entry = {"Path": remote.path, "Size": remote.size, "Sha256": remote.sha256}
+            self._modelscope().download_repo(
+                self.repo,
+                "model",
+                revision=self.revision,
+                local_dir=self.partial,
+                file_list=[entry],
+                max_workers=1,
+                progress_callbacks=[self.meter.callback_class()],
             )
 
-    def _fetch(self, remote: _RemoteFile) -> None:
-        part = self._part_path(remote)
+    def _modelscope(self) -> Any:
+        from modelscope_hub import HubApi
+        from modelscope_hub.config import HubConfig
+
+        if not os.environ.get("MODELSCOPE_LOG_LEVEL"):  # it logs every file at INFO
+            logging.getLogger("modelscope_hub").setLevel(logging.WARNING)
+        # A fresh config reads MODELSCOPE_API_TOKEN, MODELSCOPE_CACHE and the stored login now.
+        return HubApi(HubConfig(endpoint=self.host), user_agent={"nanodictate": __version__})
+
+    def _library_call(self, action: Callable[[], Any], path: str | None) -> Any:
+        """Run a library call, turning its failures into _HubFailure (or a disk DownloadError)."""
+        try:
+            return action()
+        except (_Cancelled, DownloadError):
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                _raise_local(exc, self.partial, self.spec)
+            failed = getattr(exc, "failed_files", None)  # ModelScope's FileDownloadError
+            cause = next(iter(failed.values())) if isinstance(failed, dict) and failed else exc
+            raise _HubFailure(_reason(cause, self.title, self.host, self.repo, path)) from exc
+
+    # --- the partial folder -----------------------------------------------------------------
+
+    def _fetch(self, remote: _Remote) -> None:
+        part = self.partial / (remote.path + _INCOMPLETE)
+        target = self.partial / remote.path
         self._record(remote, done=False, sha256=None)
-        self._local(lambda: part.parent.mkdir(parents=True, exist_ok=True), part)
-        resumes = 0
-        restarted_after_mismatch = False
-        while True:
+        _local(lambda: part.parent.mkdir(parents=True, exist_ok=True), part, self.spec)
+        for fresh in (False, True):
             offset = part.stat().st_size if part.exists() else 0
-            try:
-                if remote.size == 0:
-                    self._local(part.touch, part)
-                elif offset < remote.size:
-                    self._transfer(remote, part, offset)
-            except _Interrupted as interruption:
-                if not interruption.progressed or resumes >= _MAX_RESUMES:
-                    raise
-                resumes += 1
-                logger.info("Resuming %s after: %s", remote.path, interruption)
-                continue
-
-            digest = _sha256_of(part)
-            if remote.sha256 is not None and digest != remote.sha256:
-                self._local(lambda: part.unlink(missing_ok=True), part)
-                self.done -= remote.size
-                # A resumed part may hold another file version's first half; one fresh
-                # download tells that apart from a hub serving bad data.
-                if offset > 0 and not restarted_after_mismatch:
-                    restarted_after_mismatch = True
-                    logger.warning("%s failed its checksum; downloading it afresh", remote.path)
-                    continue
+            self.meter.start(remote.path, remote.size, offset)
+            self._library_call(lambda: self._transfer(remote, part), remote.path)
+            digest = _sha256_of(target)
+            if remote.matches(target, digest) is not False:
+                break
+            _local(lambda: target.unlink(missing_ok=True), target, self.spec)
+            self.meter.done -= remote.size
+            # A resumed part may hold another file version's first half: start it over once.
+            if offset == 0 or fresh:
                 raise _HubFailure(
                     f"{remote.path} from {self.title} does not match its published checksum"
                 )
-            break
-
-        target = self.partial / remote.path
-        self._local(lambda: os.replace(part, target), target)
+            logger.warning("%s failed its checksum; downloading it afresh", remote.path)
+        self.meter.file_finished(remote.size)
         self._record(remote, done=True, sha256=digest)
 
-    def _transfer(self, remote: _RemoteFile, part: Path, offset: int) -> None:
-        """Append the rest of `remote` to `part`, from byte `offset`."""
-        headers = {"User-Agent": _USER_AGENT}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        request = urllib.request.Request(self._file_url(remote.path), headers=headers)
-        try:
-            response = urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            if exc.code == 416 and offset:
-                # The hub no longer agrees about the part's size: start the file over.
-                self._local(lambda: part.unlink(missing_ok=True), part)
-                self.done -= offset
-                raise _Interrupted(
-                    f"{remote.path}: range not satisfiable", progressed=True
-                ) from exc
-            raise _HubFailure(self._http_reason(exc, remote.path)) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise _HubFailure(self._network_reason(exc)) from exc
+    def _finished(self, remote: _Remote) -> bool:
+        """Whether an earlier attempt finished this very file in the partial folder."""
+        entry, target = self.state.get(remote.path), self.partial / remote.path
+        if entry is None or not entry.get("done") or not target.is_file():
+            return False
+        if target.stat().st_size != remote.size:
+            return False
+        if remote.sha256 is not None:
+            return entry.get("actual_sha256") == remote.sha256
+        if remote.git_sha1 is not None:
+            return _git_sha1_of(target) == remote.git_sha1
+        return entry.get("source") == self.hub
 
-        with response:
-            status = response.status
-            if offset and status == 206:
-                start = _content_range_start(response.headers.get("Content-Range"))
-                if start != offset:
-                    self._local(lambda: part.unlink(missing_ok=True), part)
-                    self.done -= offset
-                    raise _Interrupted(f"{remote.path}: unexpected range", progressed=True)
-            elif status == 200:
-                if offset:
-                    logger.info(
-                        "%s ignored the resume request; restarting %s", self.title, remote.path
-                    )
-                    self.done -= offset
-                    offset = 0
-            else:
-                raise _HubFailure(f"{self.title} answered {status} for {remote.path}")
+    def _reuse_installed(self, remote: _Remote) -> bool:
+        """Take a file from the installed folder when it matches this hub's own hash."""
+        source, target = self.folder / remote.path, self.partial / remote.path
+        if not source.is_file() or source.stat().st_size != remote.size:
+            return False
+        if remote.sha256 is None and remote.git_sha1 is None:
+            return False
+        digest = _sha256_of(source)
+        if not remote.matches(source, digest):
+            return False
+        _local(lambda: _link_or_copy(source, target), target, self.spec)
+        self._record(remote, done=True, sha256=digest)
+        logger.info("Reusing the installed %s, which matches %s", remote.path, self.title)
+        return True
 
-            remaining = remote.size - offset
-            received = 0
-            try:
-                sink = part.open("ab" if offset else "wb")
-            except OSError as exc:
-                self._raise_local(exc, part)
-            with sink:
-                while True:
-                    self._check_cancel()
-                    try:
-                        chunk = response.read(min(_CHUNK_BYTES, remaining - received + 1))
-                    except (OSError, http.client.HTTPException) as exc:
-                        # Bytes inside an IncompleteRead are dropped, but they show the
-                        # connection was delivering, so a resume is worth it.
-                        partial_read = isinstance(exc, http.client.IncompleteRead) and bool(
-                            exc.partial
-                        )
-                        raise _Interrupted(
-                            self._network_reason(exc), progressed=received > 0 or partial_read
-                        ) from exc
-                    if not chunk:
-                        break
-                    if received + len(chunk) > remaining:
-                        raise _HubFailure(
-                            f"{self.title} sent more data for {remote.path} than it listed"
-                        )
-                    try:
-                        sink.write(chunk)
-                    except OSError as exc:
-                        self._raise_local(exc, part)
-                    received += len(chunk)
-                    self.done += len(chunk)
-                    self._emit(remote.path, offset + received, remote.size)
-        if received < remaining:
-            raise _Interrupted(
-                f"the connection to {self.title} closed in the middle of {remote.path}",
-                progressed=received > 0,
-            )
-
-    def _install(self, wanted: list[_RemoteFile]) -> None:
-        manifest = {
-            "format": 1,
-            "model": self.spec.name,
-            "files": {
-                remote.path: {
-                    "size": remote.size,
-                    "sha256": self.state[remote.path].get("actual_sha256"),
-                    "source": self.state[remote.path].get("source"),
-                    "time": self.state[remote.path].get("time"),
-                }
-                for remote in wanted
-            },
-        }
-        self._write_json(self.partial / MANIFEST_NAME, manifest)
-        self._local(lambda: (self.partial / _STATE_NAME).unlink(missing_ok=True), self.partial)
-        self._local(lambda: self._remove_strays({remote.path for remote in wanted}), self.partial)
-
-        problem = folder_problem(self.spec, self.partial)
-        if problem is not None:
-            raise _HubFailure(f"the files it sent do not form a usable model: {problem}")
-
-        old = self.folder.with_name(self.folder.name + ".old")
-
-        def swap() -> None:
-            if old.exists():
-                shutil.rmtree(old)
-            if self.folder.exists():
-                self.folder.rename(old)
-            self.partial.rename(self.folder)
-
-        self._local(swap, self.folder)
-        shutil.rmtree(old, ignore_errors=True)
-        verify_model_folder(self.spec, self.folder)
-
-    def _remove_strays(self, keep: set[str]) -> None:
-        """Delete leftovers of earlier attempts (another hub's extras, abandoned parts)."""
-        keep = keep | {MANIFEST_NAME}
-        for path in sorted(self.partial.rglob("*"), reverse=True):
-            relative = path.relative_to(self.partial).as_posix()
-            if path.is_dir():
-                if not any(path.iterdir()):
-                    path.rmdir()
-            elif relative not in keep:
-                path.unlink()
-
-    # --- helpers --------------------------------------------------------------------------
-
-    def _file_url(self, path: str) -> str:
-        if self.hub == "huggingface":
-            return f"{self.host}/{self.repo}/resolve/main/{urllib.parse.quote(path)}"
-        query = urllib.parse.urlencode({"Revision": "master", "FilePath": path})
-        return f"{self.host}/api/v1/models/{self.repo}/repo?{query}"
-
-    def _get_json(self, url: str) -> tuple[object, str | None]:
-        request = urllib.request.Request(
-            url, headers={"User-Agent": _USER_AGENT, "Accept": "application/json"}
+    def _resumable_bytes(self, remote: _Remote) -> int:
+        """Size of a usable partial file; one started for other content is deleted."""
+        part = self.partial / (remote.path + _INCOMPLETE)
+        if not part.exists():
+            return 0
+        entry, size = self.state.get(remote.path, {}), part.stat().st_size
+        same = entry.get("size") == remote.size and (
+            entry.get("sha256") == remote.sha256
+            if remote.sha256 and entry.get("sha256")
+            else entry.get("source") == self.hub
         )
-        try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-                raw = response.read(_MAX_LISTING_BYTES)
-                link = response.headers.get("Link")
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise _HubFailure(self._http_reason(exc, None)) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise _HubFailure(self._network_reason(exc)) from exc
-        try:
-            return json.loads(raw), link
-        except ValueError as exc:
-            raise _HubFailure(f"{self.title} sent a file list that is not valid JSON") from exc
+        if same and size <= remote.size:
+            return size
+        _local(lambda: part.unlink(missing_ok=True), part, self.spec)
+        return 0
 
-    def _http_reason(self, exc: urllib.error.HTTPError, path: str | None) -> str:
-        what = f"the file {path}" if path else f"the repository {self.repo}"
-        code = exc.code
-        if code == 404:
-            return f"{self.title} has no {what} (404 Not Found)"
-        if code in (401, 403):
-            return f"{self.title} refused access to {what} ({code})"
-        if code == 429:
-            return f"{self.title} is limiting requests (429 Too Many Requests); wait a while"
-        if code >= 500:
-            return f"{self.title} had a server error ({code} {exc.reason})"
-        return f"{self.title} answered {code} {exc.reason} for {what}"
-
-    def _network_reason(self, exc: BaseException) -> str:
-        host = urllib.parse.urlsplit(self.host).netloc or self.host
-        if isinstance(exc, urllib.error.URLError):
-            exc = exc.reason if isinstance(exc.reason, BaseException) else exc
-        if isinstance(exc, TimeoutError):
-            return f"{host} did not answer within {REQUEST_TIMEOUT_S:.0f} s"
-        if isinstance(exc, socket.gaierror):
-            return f"cannot find {host} (no internet connection?)"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"{host} refused the connection"
-        if isinstance(exc, ConnectionError | http.client.HTTPException):
-            return f"the connection to {host} broke"
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return f"cannot reach {host} ({detail})"
-
-    def _part_path(self, remote: _RemoteFile) -> Path:
-        return self.partial / (remote.path + ".part")
-
-    def _record(self, remote: _RemoteFile, *, done: bool, sha256: str | None) -> None:
+    def _record(self, remote: _Remote, *, done: bool, sha256: str | None) -> None:
         self.state[remote.path] = {
             "size": remote.size,
-            "sha256": remote.sha256,
+            "sha256": remote.sha256,  # as listed by `source`
             "source": self.hub,
+            "revision": self.revision,
             "done": done,
             "actual_sha256": sha256,
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        self._write_json(self.partial / _STATE_NAME, {"files": self.state})
+        _write_json(self.partial / _STATE_NAME, {"files": self.state}, self.spec)
 
-    def _load_state(self) -> dict[str, dict[str, object]]:
-        """What earlier attempts knew about the files in the partial folder."""
-        try:
-            data: object = json.loads((self.partial / _STATE_NAME).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError):
-            return {}
-        files = data.get("files") if isinstance(data, dict) else None
-        if not isinstance(files, dict):
-            return {}
-        return {str(path): dict(entry) for path, entry in files.items() if isinstance(entry, dict)}
+    def _manifest(self, wanted: list[_Remote]) -> dict[str, object]:
+        files: dict[str, object] = {}
+        for remote in wanted:
+            entry = self.state[remote.path]
+            files[remote.path] = {
+                "size": remote.size,
+                "sha256": entry.get("actual_sha256"),
+                "source": entry.get("source"),
+                "revision": entry.get("revision"),
+                "time": entry.get("time"),
+            }
+        return files
 
-    def _write_json(self, path: Path, data: object) -> None:
-        temporary = path.with_name(path.name + ".tmp")
 
-        def write() -> None:
-            temporary.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-            os.replace(temporary, path)
+def _select(spec: ModelSpec, listing: list[_Remote], repo: str) -> list[_Remote]:
+    """The required files, plus small files in their sub-folders; nothing else."""
+    by_path = {remote.path: remote for remote in listing}
+    missing = [path for path in spec.required_files if path not in by_path]
+    if missing:
+        raise _HubFailure(
+            f"its copy of {repo} lacks {', '.join(missing)} (the repository may have changed)"
+        )
+    if any(remote.size < 0 for remote in listing):
+        raise _HubFailure("it sent a file list without file sizes")
+    folders = {path.rsplit("/", 1)[0] for path in spec.required_files if "/" in path}
+    extras = [
+        remote
+        for remote in listing
+        if remote.path not in spec.required_files
+        and remote.path.rpartition("/")[0] in folders
+        and remote.size < _EXTRA_FILE_LIMIT_BYTES
+        and is_safe_relative_path(remote.path)
+    ]
+    return [by_path[path] for path in spec.required_files] + extras
 
-        self._local(write, path)
 
-    def _local(self, action: Callable[[], object], path: Path) -> None:
-        """Run a disk operation, turning its OSError into a DownloadError for the user."""
-        try:
-            action()
-        except OSError as exc:
-            self._raise_local(exc, path)
+def _install(spec: ModelSpec, staging: Path, folder: Path, files: dict[str, object]) -> None:
+    """Write the manifest, drop leftovers, verify `staging`, then swap it in by renames."""
+    manifest = {"format": 1, "model": spec.name, "files": files}
+    _write_json(staging / MANIFEST_NAME, manifest, spec)
+    keep = set(files) | {MANIFEST_NAME}
 
-    def _raise_local(self, exc: OSError, path: Path) -> NoReturn:
-        # Disk problems are not the hub's fault: trying the other hub would not help.
-        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            raise DownloadError(
-                f"The disk holding {self.partial.parent} is full. Free some space, then run "
-                f"`{self.spec.download_command}` again; it resumes where it stopped."
-            ) from exc
-        raise DownloadError(
-            f"Could not write {path}: {exc.strerror or exc}. Check that the folder is "
-            "writable, then run the download again."
-        ) from exc
+    def remove_strays() -> None:  # earlier attempts' parts, another hub's extras
+        for path in sorted(staging.rglob("*"), reverse=True):
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+            elif not path.is_dir() and path.relative_to(staging).as_posix() not in keep:
+                path.unlink()
 
-    def _check_cancel(self) -> None:
+    _local(remove_strays, staging, spec)
+    problem = folder_problem(spec, staging)
+    if problem is not None:
+        raise _HubFailure(f"the files it sent do not form a usable model: {problem}")
+    old = folder.with_name(folder.name + ".old")
+
+    def swap() -> None:
+        if old.exists():
+            shutil.rmtree(old)
+        if folder.exists():
+            folder.rename(old)
+        staging.rename(folder)
+
+    _local(swap, folder, spec)
+    shutil.rmtree(old, ignore_errors=True)
+    verify_model_folder(spec, folder)
+
+
+# --- copies already in the hub libraries' caches ---------------------------------------------
+
+
+def find_cached_copy(spec: ModelSpec) -> Path | None:
+    """A complete copy of `spec` in the user's Hugging Face or ModelScope cache, or None.
+
+    Looks where the libraries put snapshots (HF_HUB_CACHE, HF_HOME, MODELSCOPE_CACHE honoured),
+    newest Hugging Face snapshot first. Only cheap checks run here; `install_from_copy` checks
+    the content.
+    """
+    return next((path for path in _cache_candidates(spec) if not folder_problem(spec, path)), None)
+
+
+def _cache_candidates(spec: ModelSpec) -> Iterator[Path]:
+    env = os.environ.get
+    hf_home = env("HF_HOME") or os.path.join(env("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    hf_cache = env("HF_HUB_CACHE") or env("HUGGINGFACE_HUB_CACHE") or os.path.join(hf_home, "hub")
+    repo_dir = Path(hf_cache).expanduser() / ("models--" + spec.huggingface_repo.replace("/", "--"))
+    try:
+        head = (repo_dir / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        head = ""
+    snapshots = sorted((repo_dir / "snapshots").glob("*"), key=lambda p: (p.name != head, p.name))
+    yield from snapshots
+    owner, _, name = spec.modelscope_repo.partition("/")
+    base = Path(env("MODELSCOPE_CACHE") or "~/.cache/modelscope").expanduser()
+    yield from sorted((base / "models" / f"{owner}--{name}" / "snapshots").glob("*"))
+    legacy = name.replace(".", "___")  # how modelscope before 1.38 spelled the folder
+    for parent in ("models", "hub/models", "hub", "."):
+        yield base / parent / owner / legacy
+
+
+def install_from_copy(
+    spec: ModelSpec,
+    source: Path,
+    models_dir: Path | None = None,
+    *,
+    progress: Callable[[DownloadProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
+    """Install the copy of `spec` in `source` (e.g. from `find_cached_copy`) as its model folder.
+
+    Files are hard-linked when `source` is on the same file system, copied otherwise; each file
+    stored in a Hugging Face cache is checked against the content hash that names its blob.
+    Raises ModelCorruptError for a damaged copy, DownloadError for disk problems or a cancel.
+    """
+    folder = model_folder(spec, models_dir)
+
+    def refuse(reason: str) -> NoReturn:
+        raise ModelCorruptError(
+            f"The copy of {spec.display_name} in {source} cannot be used: {reason}. "
+            f"Download the model instead with `{spec.download_command}`."
+        )
+
+    problem = folder_problem(spec, source)
+    if problem is not None:
+        refuse(problem)
+    local = [
+        _Remote(path.relative_to(source).as_posix(), path.stat().st_size, None)
+        for path in sorted(source.rglob("*"))
+        if path.is_file() and ".cache" not in path.relative_to(source).parts
+    ]
+    try:
+        wanted = _select(spec, local, str(source))
+    except _HubFailure as failure:
+        refuse(str(failure))
+    staging = folder.with_name(folder.name + ".copying")
+    _local(lambda: shutil.rmtree(staging, ignore_errors=True), staging, spec)
+    _local(lambda: staging.mkdir(parents=True), staging, spec)
+    meter = _Meter(progress, cancel)
+    meter.total = sum(remote.size for remote in wanted)
+    if os.stat(source).st_dev != os.stat(staging).st_dev:
+        _check_free_space(spec, staging, meter.total)
+    files: dict[str, object] = {}
+    try:
+        for remote in wanted:
+            meter.check()
+            origin = (source / remote.path).resolve()
+            target = staging / remote.path
+            meter.start(remote.path, remote.size, 0)
+            _local(lambda: _link_or_copy(origin, target), target, spec)  # noqa: B023
+            digest = _sha256_of(target)
+            named = origin.name.lower() if origin.parent.name == "blobs" else ""
+            if (len(named) == 64 and named != digest) or (
+                len(named) == 40 and named != _git_sha1_of(target)
+            ):
+                refuse(f"{remote.path} does not match the checksum its cache recorded")
+            meter.file_finished(remote.size)
+            meter.emit(remote.size, force=remote is wanted[-1])
+            files[remote.path] = {"size": remote.size, "sha256": digest, "source": str(source)}
+        _install(spec, staging, folder, files)
+    except _Cancelled:
+        raise DownloadError("Copy cancelled") from None
+    except _HubFailure as failure:
+        refuse(str(failure).removeprefix("the files it sent do not form a usable model: "))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(partial_folder(folder), ignore_errors=True)  # an abandoned download's parts
+    logger.info("Installed %s from %s into %s", spec.display_name, source, folder)
+    return folder
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+class _Meter:
+    """Turns the libraries' byte counts into DownloadProgress; raises _Cancelled on cancel."""
+
+    def __init__(
+        self, callback: Callable[[DownloadProgress], None] | None, cancel: threading.Event | None
+    ) -> None:
+        self.callback, self.cancel = callback, cancel
+        self.done = self.total = 0  # whole model
+        self.file, self.file_total, self.file_done, self.base = "", 0, 0, 0
+        self.last_emit = float("-inf")
+
+    def check(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
-            raise DownloadError("Download cancelled")
+            raise _Cancelled
 
-    def _emit(self, path: str, file_done: int, file_total: int, *, force: bool = False) -> None:
-        if self.callback is None:
-            return
+    def start(self, path: str, size: int, offset: int) -> None:
+        self.file, self.file_total, self.file_done = path, size, offset
+        self.base = self.done - offset  # `done` already counts a resumed part
+
+    def advance(self, count: int) -> None:
+        self.check()
+        self.file_done += count
+        self.done = self.base + self.file_done
+        self.emit(self.file_done)
+
+    def file_finished(self, size: int) -> None:
+        self.done = self.base + size
+
+    def emit(self, file_done: int, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last_emit < _PROGRESS_INTERVAL_S:
+        if self.callback is None or (not force and now - self.last_emit < _PROGRESS_INTERVAL_S):
             return
         self.last_emit = now
-        self.callback(DownloadProgress(path, file_done, file_total, self.done, self.total))
+        self.callback(
+            DownloadProgress(self.file, file_done, self.file_total, self.done, self.total)
+        )
+
+    def bar_class(self) -> Any:
+        """A stand-in for huggingface_hub's `tqdm_class`: built per file, counts from `initial`."""
+        meter = self
+
+        class Bar:
+            def __init__(self, *, initial: int = 0, **_: object) -> None:
+                meter.file_done = initial
+
+            def update(self, count: float | None = 1) -> None:
+                meter.advance(int(count or 0))
+
+            def close(self) -> None:
+                pass
+
+            def __enter__(self) -> Bar:
+                return self
+
+            def __exit__(self, *_: object) -> None:
+                pass
+
+        return Bar
+
+    def callback_class(self) -> Any:
+        """A ModelScope ProgressCallback class; its first update includes the resumed bytes."""
+        from modelscope_hub import ProgressCallback
+
+        meter = self
+
+        class Callback(ProgressCallback):
+            def __init__(self, filename: str, file_size: int) -> None:
+                super().__init__(filename, file_size)
+                meter.file_done = 0
+
+            def update(self, size: int) -> None:
+                meter.advance(size)
+
+        return Callback
 
 
-def _next_link(header: str | None, current: str) -> str | None:
-    """The rel="next" URL of an RFC 8288 Link header, resolved against the current URL."""
-    if not header:
-        return None
-    for part in header.split(","):
-        match = re.match(r"\s*<([^>]*)>\s*;(.*)", part)
-        if match and re.search(r'rel\s*=\s*"?next"?', match.group(2)):
-            return urllib.parse.urljoin(current, str(match.group(1)))
-    return None
+def _reason(exc: BaseException, title: str, host: str, repo: str, path: str | None) -> str:
+    """Why a library call failed, in words for the user."""
+    what = f"the file {path}" if path else f"the repository {repo}"
+    response = getattr(exc, "response", None)
+    code = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    if isinstance(code, int) and code >= 400:
+        if code == 404:
+            return f"{title} has no {what} (404 Not Found)"
+        if code in (401, 403):
+            return f"{title} refused access to {what} ({code}); check your token"
+        if code == 429:
+            return f"{title} is limiting requests (429 Too Many Requests); wait a while"
+        if code >= 500:
+            return f"{title} had a server error ({code})"
+        return f"{title} answered {code} for {what}"
+    if "checksum" in str(exc).lower() or "hash mismatch" in str(exc).lower():
+        return f"{path} from {title} does not match its published checksum"
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        link = link.__cause__ or link.__context__
+    text = " ".join(f"{type(item).__name__} {item}" for item in chain).lower()
+    netloc = urllib.parse.urlsplit(host).netloc or host
+    if any(isinstance(item, ConnectionRefusedError) for item in chain) or "refused" in text:
+        return f"{netloc} refused the connection"
+    if "timeout" in text or "timed out" in text:
+        return f"{netloc} did not answer in time"
+    if "name or service" in text or "nodename" in text or "getaddrinfo" in text:
+        return f"cannot find {netloc} (no internet connection?)"
+    return f"the transfer from {netloc} failed ({type(exc).__name__}: {str(exc)[:200]})"
 
 
-def _content_range_start(header: str | None) -> int | None:
-    match = re.match(r"\s*bytes\s+(\d+)-", header or "")
-    return int(match.group(1)) if match else None
+def _check_free_space(spec: ModelSpec, folder: Path, needed: int) -> None:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed:
+        raise DownloadError(
+            f"There is not enough free disk space in {folder.parent} for "
+            f"{spec.display_name}: it needs {human_size(needed)} more and {human_size(free)} "
+            f"is free. Free some space, then run `{spec.download_command}` again."
+        )
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def _local(action: Callable[[], object], path: Path, spec: ModelSpec) -> None:
+    """Run a disk operation, turning its OSError into a DownloadError for the user."""
+    try:
+        action()
+    except OSError as exc:
+        _raise_local(exc, path, spec)
+
+
+def _raise_local(exc: OSError, path: Path, spec: ModelSpec) -> NoReturn:
+    # Disk problems are not the hub's fault: the other hub would not help.
+    if exc.errno in _DISK_FULL:
+        raise DownloadError(
+            f"The disk holding {path.parent} is full. Free some space, then run "
+            f"`{spec.download_command}` again; it resumes where it stopped."
+        ) from exc
+    raise DownloadError(
+        f"Could not write {path}: {exc.strerror or exc}. Check that the folder is writable, "
+        "then try again."
+    ) from exc
+
+
+def _load_state(path: Path) -> dict[str, dict[str, object]]:
+    """What earlier attempts knew about the files in the partial folder."""
+    try:
+        data: object = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return {}
+    return {str(name): dict(entry) for name, entry in files.items() if isinstance(entry, dict)}
+
+
+def _write_json(path: Path, data: object, spec: ModelSpec) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+
+    def write() -> None:
+        temporary.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, path)
+
+    _local(write, path, spec)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _sha(value: object) -> str | None:
+    valid = isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None
+    return value.lower() if valid and isinstance(value, str) else None
+
+
+def _hash_file(path: Path, digest: Any, prefix: bytes = b"") -> str:
+    digest.update(prefix)
     with path.open("rb") as stream:
         while block := stream.read(1024 * 1024):
             digest.update(block)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
-# --- terminal progress ----------------------------------------------------------------------
+def _sha256_of(path: Path) -> str:
+    return _hash_file(path, hashlib.sha256())
+
+
+def _git_sha1_of(path: Path) -> str:
+    """Git's blob id: what Hugging Face lists (and names cache blobs) for non-LFS files."""
+    header = f"blob {path.stat().st_size}\0".encode()
+    return _hash_file(path, hashlib.sha1(usedforsecurity=False), header)
+
+
+# --- terminal progress ------------------------------------------------------------------------
 
 
 class TerminalProgress:
-    """One self-updating progress line for a terminal; plain lines every 10% otherwise."""
+    """A tqdm bar on a terminal; on a pipe, one plain line (tqdm's format) every 10%."""
 
-    def __init__(self, stream: IO[str], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
-        self.clock = clock
         self.interactive = bool(getattr(stream, "isatty", lambda: False)())
-        self.started: float | None = None
+        self.bar: Any = None
+        self.started = 0.0
         self.start_done = 0
-        self.width = 0
-        self.open_line = False
         self.next_decile = 0
 
     def __call__(self, update: DownloadProgress) -> None:
-        now = self.clock()
-        if self.started is None:
-            # Resumed bytes were not transferred now, so they must not inflate the speed.
-            self.started = now
-            self.start_done = update.done
-        elapsed = now - self.started
-        rate = (update.done - self.start_done) / elapsed if elapsed > 0.5 else 0.0
+        from tqdm import tqdm
+
+        name = update.file.rsplit("/", 1)[-1][:28]
         finished = update.total > 0 and update.done >= update.total
-        line = self._format(update, rate)
         if self.interactive:
-            padding = " " * max(0, self.width - len(line))
-            self.stream.write("\r" + line + padding)
-            self.width = len(line)
-            self.open_line = True
+            if self.bar is None:
+                # Resumed bytes count as `initial`, so they do not inflate the speed.
+                self.bar = tqdm(
+                    total=update.total,
+                    initial=update.done,
+                    file=self.stream,
+                    unit="B",
+                    unit_scale=True,
+                    dynamic_ncols=True,
+                    leave=True,
+                )
+            self.bar.total = update.total
+            self.bar.set_postfix_str(name, refresh=False)
+            self.bar.update(update.done - self.bar.n)
             if finished:
                 self.finish()
-        else:
-            percent = int(update.fraction * 100)
-            if finished or percent >= self.next_decile:
-                self.stream.write(line + "\n")
-                self.next_decile = percent // 10 * 10 + 10
-        self.stream.flush()
+            return
+        now = time.monotonic()
+        if not self.started:
+            self.started, self.start_done = now, update.done
+        percent = int(update.fraction * 100)
+        if finished or percent >= self.next_decile:
+            line = tqdm.format_meter(
+                update.done,
+                update.total,
+                now - self.started,
+                unit="B",
+                unit_scale=True,
+                initial=self.start_done,
+                postfix=name,
+            )
+            self.stream.write(line + "\n")
+            self.stream.flush()
+            self.next_decile = percent // 10 * 10 + 10
 
     def finish(self) -> None:
         """End the progress line (call it when a download stops early too)."""
-        if self.open_line:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.open_line = False
-
-    @staticmethod
-    def _format(update: DownloadProgress, rate: float) -> str:
-        mb = 1024 * 1024
-        filled = int(update.fraction * 20)
-        bar = "#" * filled + "-" * (20 - filled)
-        text = (
-            f"[{bar}] {update.fraction * 100:5.1f}%  "
-            f"{update.done / mb:,.1f}/{update.total / mb:,.1f} MB"
-        )
-        if rate > 0:
-            text += f"  {rate / mb:.1f} MB/s"
-            remaining = (update.total - update.done) / rate
-            if remaining >= 1 and update.done < update.total:
-                minutes, seconds = divmod(int(remaining), 60)
-                text += f"  {minutes}:{seconds:02d} left"
-        name = update.file.rsplit("/", 1)[-1]
-        if name:
-            text += f"  {name[:28]}"
-        return text
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def terminal_progress(stream: IO[str] | None = None) -> TerminalProgress:
-    """A progress callback for the CLI that draws one updating line on `stream` (stderr)."""
+    """A progress callback for the CLI that draws one updating bar on `stream` (stderr)."""
     return TerminalProgress(sys.stderr if stream is None else stream)

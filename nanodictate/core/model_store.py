@@ -84,8 +84,9 @@ FUN_ASR_MLT_NANO = ModelSpec(
         "Qwen3-0.6B/merges.txt",
     ),
     expected_model_class="FunASRNano",
-    # model.pt is about 1.9 GB; the tokenizer files add about 15 MB.
-    approx_download_bytes=1_950_000_000,
+    # The release: model.pt 1,971,162,898 bytes (ModelScope), multilingual.tiktoken 907 kB,
+    # the Qwen3-0.6B tokenizer files about 16 MB: about 1.99 GB in all.
+    approx_download_bytes=1_988_000_000,
 )
 
 FSMN_VAD = ModelSpec(
@@ -325,13 +326,14 @@ def _join(items: Iterable[str]) -> str:
 
 
 def human_size(size: int) -> str:
-    if size < 1024:
+    """A size in decimal units (1 GB = 10^9 bytes), as disks and the hubs' web pages show it."""
+    if size < 1000:
         return f"{size} bytes"
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB"
-    if size < 1024**3:
-        return f"{size / 1024**2:.1f} MB"
-    return f"{size / 1024**3:.2f} GB"
+    if size < 1000**2:
+        return f"{size / 1000:.1f} kB"
+    if size < 1000**3:
+        return f"{size / 1000**2:.1f} MB"
+    return f"{size / 1000**3:.2f} GB"
 
 
 # --- listing ----------------------------------------------------------------------------------
