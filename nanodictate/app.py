@@ -12,6 +12,8 @@ Environment:
   "tray" whenever the tray icon's state or tooltip changes), for the end-to-end tests.
 - ``NANODICTATE_TRAY_WAIT`` — seconds to wait for a system tray to appear (default 5: at login
   the panel may start after us).
+- ``NANODICTATE_TEST_MINUTE_MS=ms`` — TEST HOOK: how long a "minute" of the idle timers lasts,
+  so the soak test can have the model unloaded and loaded again many times.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TEST_REPORT_ENV = "NANODICTATE_TEST_REPORT"
+TEST_MINUTE_ENV = "NANODICTATE_TEST_MINUTE_MS"
 TRAY_WAIT_ENV = "NANODICTATE_TRAY_WAIT"
 DEFAULT_TRAY_WAIT_S = 5.0
 
@@ -233,6 +236,8 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
     )
     models_dir = _models_dir(settings)
     engine = EngineService(_engine_factory(models_dir, default_cache_dir()))
+    if os.environ.get(TEST_MINUTE_ENV):
+        engine.worker.minute_ms = int(os.environ[TEST_MINUTE_ENV])
     report = os.environ.get(TEST_REPORT_ENV)
     report_path = Path(report) if report else None
 
@@ -252,8 +257,9 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
         focus=backends.focus if focus_ok else None,
         sounds=Sounds(sounddevice),
         spool=RecordingSpool(),
-        report_path=report_path,
     )
+    if report_path is not None:
+        controller.dictation_finished.connect(lambda record: _write_report(report_path, record))
     tray = Tray(controller, settings, icon=icon)
     if report_path is not None:
         tray.tooltip_changed.connect(

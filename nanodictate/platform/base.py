@@ -265,6 +265,9 @@ class HotkeyBackend(Protocol):
     """
 
     name: str
+    #: Can grab a key for a moment (the cancel key, only while recording) without asking the
+    #: user. The desktop portal cannot: it rebinds the whole set, and may ask, on each change.
+    temporary_grabs: bool
 
     def availability(self) -> tuple[bool, str]:
         """(True, "") when usable; else (False, a reason written for the user)."""

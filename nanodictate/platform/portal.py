@@ -150,6 +150,7 @@ class PortalHotkeys:
     """`HotkeyBackend` over org.freedesktop.portal.GlobalShortcuts (see the module docstring)."""
 
     name = "portal"
+    temporary_grabs = False
 
     def __init__(
         self,

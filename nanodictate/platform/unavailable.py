@@ -21,6 +21,8 @@ __all__ = ["CopyOnlyKeyboardOutput", "NoFocusTracker", "UnavailableHotkeys"]
 class UnavailableHotkeys:
     """`HotkeyBackend` that grabs nothing; `register` raises with the reason."""
 
+    temporary_grabs = False
+
     def __init__(self, reason: str, *, name: str = "unavailable") -> None:
         self.name = name
         self.reason = reason

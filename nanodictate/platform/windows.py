@@ -128,6 +128,7 @@ class WindowsHotkeyBackend:
     """`HotkeyBackend` with a WH_KEYBOARD_LL hook (press and release) on its own thread."""
 
     name = "windows"
+    temporary_grabs = True
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None

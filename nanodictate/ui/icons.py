@@ -6,7 +6,6 @@ few steps so the icon is re-rendered (and the tray re-sent) only when it visibly
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 import math
@@ -16,6 +15,8 @@ from pathlib import Path
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
 from PySide6.QtSvg import QSvgRenderer
+
+from nanodictate.core.dictation import AppState
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +32,6 @@ LEVEL_STEPS = 8
 _CAPSULE = (22.0, 4.0, 20.0, 34.0, 10.0)
 # Speech RMS spans about -60 dBFS (quiet room) to -10 dBFS (loud, close); map that to 0…1.
 _FLOOR_DB, _CEIL_DB = -60.0, -10.0
-
-
-class AppState(enum.StrEnum):
-    UNLOADED = "unloaded"
-    LOADING = "loading"
-    READY = "ready"
-    RECORDING = "recording"
-    TRANSCRIBING = "transcribing"
-    ERROR = "error"
 
 
 def level_fraction(rms: float) -> float:

@@ -11,7 +11,7 @@ from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
 from PySide6.QtWidgets import QMenu
 
 from nanodictate import settings as S
-from nanodictate.ui.icons import AppState
+from nanodictate.core.dictation import AppState
 
 log = logging.getLogger(__name__)
 

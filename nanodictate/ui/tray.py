@@ -9,8 +9,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
+from nanodictate.core.dictation import AppState
 from nanodictate.core.languages import language_for
-from nanodictate.ui.icons import AppState, icon_for, level_step
+from nanodictate.ui.icons import icon_for, level_step
 
 log = logging.getLogger(__name__)
 

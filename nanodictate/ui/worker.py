@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from nanodictate.core.errors import EngineCrashedError
+from nanodictate.core.transcriber import EngineState, LoadReport, Transcriber, Transcription
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +36,6 @@ _CRASHED_WHILE_LOADING = (
     "The speech engine stopped unexpectedly while loading the model. It starts again with "
     "your next dictation; the log has the details."
 )
-
-
-class EngineLike(Protocol):
-    """What the worker needs of `nanodictate.core.engine.Engine`."""
-
-    on_state_change: Callable[[Any], None] | None
-
-    @property
-    def state(self) -> Any: ...
-    def load(self, precision: Any = ..., device: Any = ...) -> Any: ...
-    def transcribe(
-        self,
-        audio: Any,
-        sample_rate: int | None = None,
-        *,
-        language: str = "en",
-        hotwords: Sequence[str] = (),
-        itn: bool = True,
-    ) -> Any: ...
-    def unload(self) -> None: ...
-    def offload(self) -> bool: ...
-    def memory_report(self) -> Any: ...
 
 
 # ------------------------------------------------------------------------------ requests
@@ -102,8 +81,8 @@ class QueueFull(RuntimeError):
 @dataclass(frozen=True)
 class TranscribeDone:
     job_id: int
-    result: Any  # Transcription
-    load_report: Any | None  # LoadReport when this job had to load the model
+    result: Transcription
+    load_report: LoadReport | None  # when this job had to load the model
     seconds: float  # request submitted → text ready
 
 
@@ -116,7 +95,7 @@ class Failure:
 class EngineWorker(QObject):
     """Lives on its own QThread; use `EngineService` from the GUI."""
 
-    state_changed = Signal(str)  # EngineState value
+    state_changed = Signal(object)  # EngineState
     loaded = Signal(object)  # LoadReport
     load_failed = Signal(object)  # Failure
     transcribed = Signal(object)  # TranscribeDone
@@ -127,10 +106,10 @@ class EngineWorker(QObject):
 
     _wake = Signal()
 
-    def __init__(self, engine_factory: Callable[[], EngineLike], max_pending: int = MAX_PENDING):
+    def __init__(self, engine_factory: Callable[[], Transcriber], max_pending: int = MAX_PENDING):
         super().__init__()
         self._factory = engine_factory
-        self._engine: EngineLike | None = None
+        self._engine: Transcriber | None = None
         self._queue: queue.Queue[Request] = queue.Queue(maxsize=max_pending)
         self._policy = IdlePolicy(5, True)
         # Parented: they move to the worker thread with us, and fire there.
@@ -159,14 +138,14 @@ class EngineWorker(QObject):
     # ------------------------------------------------------------------ worker thread
 
     @property
-    def engine(self) -> EngineLike:
+    def engine(self) -> Transcriber:
         if self._engine is None:
             self._engine = self._factory()
             self._engine.on_state_change = self._emit_state
         return self._engine
 
-    def _emit_state(self, state: Any) -> None:
-        self.state_changed.emit(str(getattr(state, "value", state)))
+    def _emit_state(self, state: EngineState) -> None:
+        self.state_changed.emit(state)
 
     @Slot()
     def _drain(self) -> None:
@@ -195,7 +174,7 @@ class EngineWorker(QObject):
         else:
             self._transcribe(request)
 
-    def _load(self, precision: str, device: str, job_id: int | None) -> Any | None:
+    def _load(self, precision: str, device: str, job_id: int | None) -> LoadReport | None:
         """Load; a failure is reported (None returned), except a crash during a dictation's
         load, which `_transcribe` answers by trying once more."""
         engine = self.engine
@@ -211,7 +190,7 @@ class EngineWorker(QObject):
                 log.exception("Loading the model failed")
             self.load_failed.emit(Failure(job_id, error))
             return None
-        if getattr(report, "seconds", 0.0) > 0:  # 0: it was loaded already
+        if report.seconds > 0:  # 0: it was loaded already
             self.loaded.emit(report)
         self._report_memory()
         return report
@@ -247,7 +226,7 @@ class EngineWorker(QObject):
                 log.exception("Transcription failed")
             self.transcribe_failed.emit(Failure(request.job_id, error))
             return
-        loaded_now = report if getattr(report, "seconds", 0.0) > 0 else None
+        loaded_now = report if report.seconds > 0 else None
         self.transcribed.emit(
             TranscribeDone(request.job_id, result, loaded_now, time.monotonic() - request.submitted)
         )
@@ -262,7 +241,7 @@ class EngineWorker(QObject):
     # ------------------------------------------------------------------ idle
 
     def _arm_idle(self, *, preload: bool = False) -> None:
-        if self._engine is None or _state_name(self._engine.state) == "unloaded":
+        if self._engine is None or self._engine.state is EngineState.UNLOADED:
             return
         minutes = self._policy.minutes
         if minutes < 0:
@@ -319,10 +298,6 @@ class EngineWorker(QObject):
             thread.quit()
 
 
-def _state_name(state: Any) -> str:
-    return str(getattr(state, "value", state))
-
-
 def _is_user_error(error: BaseException) -> bool:
     from nanodictate.core.errors import NanodictateError
 
@@ -349,7 +324,7 @@ class EngineThread(QThread):
 class EngineService(QObject):
     """Starts the worker's thread and stops it cleanly (GUI side)."""
 
-    def __init__(self, engine_factory: Callable[[], EngineLike], max_pending: int = MAX_PENDING):
+    def __init__(self, engine_factory: Callable[[], Transcriber], max_pending: int = MAX_PENDING):
         super().__init__()
         self.thread_ = EngineThread()
         self.thread_.setObjectName("nanodictate-engine")

@@ -48,6 +48,8 @@ class App:
         base: Path,
         settings: dict[S.Setting[Any], Any],
         models_root: Path,
+        *,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.desk = desk
         self.base = base
@@ -63,6 +65,7 @@ class App:
             "NANODICTATE_CONFIG_DIR": str(self.config_dir),
             "NANODICTATE_DATA_DIR": str(base / "data"),
             "NANODICTATE_TEST_REPORT": str(self.report),
+            **(env or {}),
         }
         self.process = desk.popen(
             [sys.executable, "-m", "nanodictate", "-v"], name="app", env=self.env, cwd=REPO

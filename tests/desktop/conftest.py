@@ -48,12 +48,17 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 
 
 def _session(
-    request: pytest.FixtureRequest, tmp_path: Path, *, tray: bool, audio: bool
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    *,
+    tray: bool,
+    audio: bool,
+    watchdog_s: float = 120.0,
 ) -> Iterator[DesktopSession]:
     missing = missing_tools(tray=tray, audio=audio)
     if missing:
         pytest.skip(f"desktop tests need these tools installed: {', '.join(missing)}")
-    session = DesktopSession(tray=tray, audio=audio)
+    session = DesktopSession(tray=tray, audio=audio, watchdog_s=watchdog_s)
     try:
         session.start()
         yield session
@@ -73,6 +78,12 @@ def _session(
 def desktop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DesktopSession]:
     """Xvfb + trayer (tray host) + PulseAudio with the virtual mic `vmic` (≈1–3 s)."""
     yield from _session(request, tmp_path, tray=True, audio=True)
+
+
+@pytest.fixture
+def long_desktop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DesktopSession]:
+    """`desktop` for a soak: its watchdog allows 30 minutes instead of 2."""
+    yield from _session(request, tmp_path, tray=True, audio=True, watchdog_s=1800.0)
 
 
 @pytest.fixture

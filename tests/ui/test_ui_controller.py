@@ -14,6 +14,7 @@ from tests_support import fill_disk
 from ui_fakes import FakeEngine, FakeFocus, FakeHotkeys, FakeNotifier, FakeSoundDevice
 
 from nanodictate import settings as S
+from nanodictate.core.dictation import AppState
 from nanodictate.core.errors import ModelMissingError
 from nanodictate.core.history import History
 from nanodictate.core.recorder import Recorder
@@ -21,7 +22,6 @@ from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.transcriber import LoadReport, Precision
 from nanodictate.ui.controller import DictationController
-from nanodictate.ui.icons import AppState
 from nanodictate.ui.worker import EngineService
 
 WAIT_MS = 5000
@@ -80,14 +80,18 @@ class Rig:
             hotkeys=hotkeys,
             focus=self.focus,
             spool=self.spool,
-            report_path=self.report,
             clock=self.clock,
         )
+        self.controller.dictation_finished.connect(self._write_record)
         hotkeys.start(self.controller.hotkey_event)
         self.controller.apply_hotkeys()
         self.controller.start_microphone()
         self.states: list[str] = []
         self.controller.state_changed.connect(self.states.append)
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        with self.report.open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
 
     def records(self) -> list[dict[str, Any]]:
         if not self.report.exists():

@@ -16,12 +16,13 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
+from nanodictate.core.dictation import AppState
 from nanodictate.core.download import DownloadProgress
 from nanodictate.core.history import History
 from nanodictate.core.model_store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
 from nanodictate.core.transcriber import MemoryReport
 from nanodictate.ui.download_dialog import DownloadOffer
-from nanodictate.ui.icons import AppState, icon_for, level_step
+from nanodictate.ui.icons import icon_for, level_step
 from nanodictate.ui.menu import TrayMenu
 from nanodictate.ui.model_download import ModelDownloader, download_size, models_to_download
 from nanodictate.ui.notifications import TrayNotifier

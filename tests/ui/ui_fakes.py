@@ -193,6 +193,7 @@ class FakeEngine:
 
 class FakeHotkeys:
     name = "fake"
+    temporary_grabs = True
 
     def __init__(self, taken: Sequence[str] = ()) -> None:
         self.taken = set(taken)

@@ -73,6 +73,7 @@ class X11HotkeyBackend:
     """`HotkeyBackend` for X11 (python-xlib, XGrabKey)."""
 
     name = "x11"
+    temporary_grabs = True
 
     def __init__(self, display_name: str | None = None, *, detectable_autorepeat: bool = True):
         self._display_name = display_name

@@ -1,0 +1,117 @@
+"""From a transcription to text in the window: the history first, then the paste.
+
+The history is written before anything is pasted, so no paste failure can lose the text; the
+recording kept on disk goes once the text is in the history or in the window. The paste runs
+on a background lane, in order, and its outcome comes back as `delivered`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from nanodictate import settings as S
+from nanodictate.core import messages
+from nanodictate.core.dictation import Dictation
+from nanodictate.core.spool import RecordingSpool
+from nanodictate.core.text_output import OutputResult, PasteMethod
+from nanodictate.ui.background import BackgroundLane
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_PASTE_WAIT_S = 5.0
+
+
+class TextDelivery(QObject):
+    delivered = Signal(object, object, object)  # Dictation, TranscribeDone, OutputResult
+    history_changed = Signal()
+
+    def __init__(
+        self,
+        *,
+        settings: S.Settings,
+        history: Any,  # core.history.History
+        output: Any,  # core.text_output.TextOutput
+        notifier: Any,
+        spool: RecordingSpool | None,
+        clock: Callable[[], float],
+    ) -> None:
+        super().__init__()
+        self.settings, self.history, self.output = settings, history, output
+        self.notifier, self.spool, self._clock = notifier, spool, clock
+        self._lane = BackgroundLane("paste")
+
+    @property
+    def running(self) -> int:
+        return self._lane.running
+
+    def keep(self, samples: Any, language: str) -> Any:
+        """The recording on disk until its text is safe (None when the disk refuses it:
+        the dictation goes on from memory, and only an app crash could now lose it)."""
+        if self.spool is None:
+            return None
+        try:
+            return self.spool.keep(samples, language=language)
+        except OSError as error:
+            log.warning("Cannot keep the recording on disk: %s", error)
+            return None
+
+    def text_is_safe(self, dictation: Dictation) -> None:
+        if self.spool is not None and dictation.spooled is not None:
+            self.spool.release(dictation.spooled)
+            dictation.spooled = None
+
+    def deliver(self, dictation: Dictation, done: Any, text: str) -> None:
+        try:
+            self.history.add(
+                text,
+                language=dictation.language,
+                audio_seconds=float(done.result.audio_seconds),
+                latency_seconds=self._clock() - (dictation.key_up or dictation.key_down),
+            )
+            self.history_changed.emit()
+            self.text_is_safe(dictation)
+        except Exception as error:
+            log.exception("Writing the history failed")
+            dictation.history_problem = messages.reason(error)  # told with the paste's outcome
+        # A recovered recording's window is long gone: its text goes to the clipboard only.
+        method = (
+            PasteMethod.COPY
+            if dictation.recovered
+            else PasteMethod(self.settings.get(S.PASTE_METHOD))
+        )
+        self._lane.run(
+            lambda: self._paste(text, method, dictation.target),
+            lambda outcome: self._pasted(dictation, done, outcome),
+        )
+
+    def _paste(self, text: str, method: PasteMethod, target: Any) -> OutputResult:
+        """On the paste lane."""
+        try:
+            result: OutputResult = self.output.deliver(text, method, target)
+            return result
+        except Exception:
+            log.exception("Text output crashed")
+            return OutputResult(
+                False, method, "The text could not be pasted. It is in Recent (tray menu)."
+            )
+
+    def _pasted(self, dictation: Dictation, done: Any, outcome: OutputResult) -> None:
+        if outcome.ok:
+            self.text_is_safe(dictation)  # in the window, even if the history failed
+        if dictation.history_problem is not None:
+            title, message = messages.history_not_saved(
+                dictation.history_problem, pasted=outcome.ok
+            )
+            self.notifier.show(title, message, level="warning")
+        elif not outcome.ok and outcome.message:
+            self.notifier.show("Paste failed", outcome.message, level="warning")
+        self.delivered.emit(dictation, done, outcome)
+
+    def shutdown(self) -> None:
+        # A paste in progress (a logout right after a dictation) needs the GUI thread for
+        # the clipboard until it has restored the user's content: keep serving it a while.
+        self._lane.shutdown(SHUTDOWN_PASTE_WAIT_S)
