@@ -335,6 +335,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
 
 def _start_services(parts: dict[str, Any]) -> list[str]:
     from nanodictate.core.model_store import FUN_ASR_MLT_NANO, folder_problem, model_folder
+    from nanodictate.ui.setting_effects import start_microphone
 
     controller, backends, notifier = parts["controller"], parts["backends"], parts["notifier"]
     problems: list[str] = []
@@ -357,7 +358,7 @@ def _start_services(parts: dict[str, Any]) -> list[str]:
             f"file is kept as {backup}.",
             level="warning",
         )
-    controller.start_microphone()
+    start_microphone(controller)
     controller.offer_recovery()
     folder = model_folder(FUN_ASR_MLT_NANO, parts["models_dir"])
     problem = folder_problem(FUN_ASR_MLT_NANO, folder)

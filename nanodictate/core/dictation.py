@@ -171,14 +171,11 @@ def app_state(
 
 def dictation_record(
     dictation: Dictation,
-    *,
     event: str,
     now: float,
-    chars: int | None = None,
-    transcribe_seconds: float | None = None,
-    load: Any = None,  # the LoadReport of the model that transcribed
-    loaded_now: bool = False,
-    outcome: Any = None,  # text_output.OutputResult
+    done: Any = None,  # ui.worker.TranscribeDone, when the engine answered
+    outcome: Any = None,  # text_output.OutputResult, when the text was delivered
+    last_load: Any = None,  # the LoadReport of the model loaded before this job
 ) -> dict[str, Any]:
     """One dictation in numbers, for the end-to-end tests' report. Never the text itself."""
     record: dict[str, Any] = {
@@ -196,15 +193,16 @@ def dictation_record(
         record["audio_seconds"] = round(dictation.recording.seconds, 3)
         record["preroll_seconds"] = round(dictation.recording.preroll_seconds, 3)
         record["stop_reason"] = str(dictation.recording.reason)
-    if chars is not None:
-        record["chars"] = chars
-    if transcribe_seconds is not None:
-        record["transcribe_ms"] = round(transcribe_seconds * 1000, 1)
-    if load is not None:
-        if loaded_now:
+    if done is not None:
+        record["chars"] = len(done.result.text)
+        record["transcribe_ms"] = round(done.seconds * 1000, 1)
+        # The model that transcribed: loaded by this job, or before it (at key-down).
+        load = done.load_report or last_load
+        if done.load_report is not None:
             record["load_seconds"] = round(float(load.seconds), 3)
-        record["precision"] = str(getattr(load.precision, "value", load.precision))
-        record["device"] = str(load.device)
+        if load is not None:
+            record["precision"] = str(getattr(load.precision, "value", load.precision))
+            record["device"] = str(load.device)
     if outcome is not None:
         record["ok"] = bool(outcome.ok)
         record["method"] = str(outcome.method)

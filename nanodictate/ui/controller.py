@@ -23,17 +23,10 @@ from nanodictate.core.recorder import MicrophoneError, StopReason
 from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.transcriber import EngineState
 from nanodictate.ui.delivery import TextDelivery
+from nanodictate.ui.engine_link import EngineLink
 from nanodictate.ui.hotkey_registration import HotkeyRegistration
 from nanodictate.ui.setting_effects import apply_setting
-from nanodictate.ui.worker import (
-    Failure,
-    IdlePolicy,
-    LoadRequest,
-    QueueFull,
-    TranscribeDone,
-    TranscribeRequest,
-    UnloadRequest,
-)
+from nanodictate.ui.worker import EngineService, Failure, TranscribeDone
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +37,6 @@ STALL_S = 2.0  # no audio callback for this long while recording = the device is
 class DictationController(QObject):
     state_changed = Signal(str)  # AppState value
     level_changed = Signal(float)  # RMS while recording
-    engine_state_changed = Signal(str)
-    memory_changed = Signal(object)
     model_missing = Signal(str)  # message
     dictation_finished = Signal(dict)  # core.dictation.dictation_record, never the text
 
@@ -59,7 +50,7 @@ class DictationController(QObject):
         *,
         settings: S.Settings,
         recorder: Any,  # core.recorder.Recorder
-        engine: Any,  # ui.worker.EngineService
+        engine: EngineService,
         history: Any,  # core.history.History
         output: Any,  # core.text_output.TextOutput
         notifier: Any,  # ui.notifications.NotifierLike
@@ -70,8 +61,11 @@ class DictationController(QObject):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self.settings, self.recorder, self.engine = settings, recorder, engine
+        self.settings, self.recorder = settings, recorder
         self.history, self.notifier = history, notifier
+        self.engine = EngineLink(engine, settings, notifier)
+        self.engine_state_changed = self.engine.state_changed  # for the tray and menu
+        self.memory_changed = self.engine.memory_changed
         self.focus, self.sounds, self.spool = focus, sounds, spool
         self.hotkeys = HotkeyRegistration(hotkeys, settings, notifier)
         self._clock = clock
@@ -86,28 +80,23 @@ class DictationController(QObject):
         )
         self.delivery.delivered.connect(self._on_delivered)
         self.history_changed = self.delivery.history_changed
-        self._engine_state = EngineState.UNLOADED
         self._error: str | None = None
         self._state = D.AppState.UNLOADED
-        self.memory: Any = None
-        self.last_load: Any = None
         self._level_timer = QTimer(self)
         self._level_timer.setInterval(LEVEL_INTERVAL_MS)
         self._level_timer.timeout.connect(self._poll_level)
         queued = Qt.ConnectionType.QueuedConnection
         self._hotkey.connect(self._on_hotkey, queued)
         self._recorder_stopped.connect(self._on_recorder_stopped, queued)
+        self.engine.state_changed.connect(lambda _state: self._update_state())
+        self.engine.loaded.connect(self._on_loaded)
         worker = engine.worker
-        worker.state_changed.connect(self._on_engine_state)
-        worker.loaded.connect(self._on_loaded)
         worker.load_failed.connect(self._on_load_failed)
         worker.transcribed.connect(self._on_transcribed)
         worker.transcribe_failed.connect(self._on_transcribe_failed)
-        worker.engine_restarting.connect(self._on_engine_restarting)
-        worker.memory_changed.connect(self._on_memory)
         recorder.on_stop = lambda reason: self._recorder_stopped.emit(str(reason))
         settings.add_listener(self._on_setting)
-        self.apply_idle_policy()
+        self.engine.apply_idle_policy()
 
     def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
         apply_setting(self, setting, value)
@@ -159,8 +148,8 @@ class DictationController(QObject):
         language = language or self.settings.get(S.LANGUAGE)
         self.book.begin(trigger, hold=hold, language=language, now=now, target=target)
         self.hotkeys.cancel_key(True, trigger)
-        if self._engine_state is EngineState.UNLOADED:
-            self._submit(LoadRequest(*self._placement()))  # loads while the user speaks
+        if self.engine.state is EngineState.UNLOADED:
+            self.engine.load()  # loads while the user speaks
         self._sound("start")
         self._level_timer.start()
         self._update_state()
@@ -200,7 +189,7 @@ class DictationController(QObject):
         keeps the model loaded at key-down for the transcription; none comes, so unload now."""
         self._report(dictation, event)
         if self.settings.get(S.UNLOAD_AFTER_MINUTES) == 0:
-            self.unload_model("dictation ended without a transcription")
+            self.engine.unload("dictation ended without a transcription")
         self._update_state()
 
     @Slot(str)
@@ -232,91 +221,31 @@ class DictationController(QObject):
 
     def offer_recovery(self) -> int:
         """At start: offer to transcribe recordings an earlier run left unfinished."""
-        left = [] if self.spool is None else self.spool.orphans()
-        if left:
-            title, message = messages.recovery_offer(len(left))
-            self.notifier.show(title, message, level="warning", action=self.recover_recordings)
-        return len(left)
+        return self.delivery.offer_recovery(self.recover_recordings)
 
     def recover_recordings(self) -> None:
         """Transcribe every kept recording not already on its way; text to history only."""
-        if self.spool is None:
-            return
-        busy = self.book.spooled_paths()
-        for entry in self.spool.orphans():
-            if entry.audio_path not in busy:
-                dictation = self.book.new(
-                    D.RECOVERED_TRIGGER,
-                    hold=False,
-                    language=entry.language,
-                    now=self._clock(),
-                    target=None,
-                )
-                dictation.spooled = entry
-                self._transcribe(dictation, self.spool.read(entry))
+        for entry, samples in self.delivery.unfinished(self.book.spooled_paths()):
+            dictation = self.book.new(
+                D.RECOVERED_TRIGGER,
+                hold=False,
+                language=entry.language,
+                now=self._clock(),
+                target=None,
+            )
+            dictation.spooled = entry
+            self._transcribe(dictation, samples)
         self._update_state()
 
     # ================================================================== engine
 
-    def _placement(self) -> tuple[str, str]:
-        return self.settings.get(S.PRECISION), self.settings.get(S.DEVICE)
-
-    def _submit(self, request: Any) -> bool:
-        try:
-            self.engine.submit(request)
-            return True
-        except QueueFull as error:
-            self.notifier.show("Busy", str(error), level="warning")
-            return False
-
     def _transcribe(self, dictation: D.Dictation, samples: Any) -> None:
-        hotwords: list[str] = self.settings.get(S.HOTWORDS)
-        request = TranscribeRequest(
-            job_id=dictation.job_id,
-            audio=samples,
-            sample_rate=16000,
-            language=dictation.language,
-            precision=self.settings.get(S.PRECISION),
-            device=self.settings.get(S.DEVICE),
-            hotwords=tuple(hotwords),
-            itn=self.settings.get(S.ITN),
-        )
-        if self._submit(request):
+        if self.engine.transcribe(dictation, samples):
             self.book.wait_for_text(dictation)
 
-    def load_model(self) -> None:
-        self._submit(LoadRequest(*self._placement()))
-
-    def unload_model(self, reason: str = "asked") -> None:
-        self._submit(UnloadRequest(reason))
-
-    def apply_idle_policy(self) -> None:
-        minutes = self.settings.get(S.UNLOAD_AFTER_MINUTES)
-        self._submit(IdlePolicy(minutes, self.settings.get(S.TWO_TIER_IDLE)))
-
     @Slot(object)
-    def _on_engine_state(self, state: EngineState) -> None:
-        self._engine_state = EngineState(state)
-        self.engine_state_changed.emit(self._engine_state.value)
-        self._update_state()
-
-    @Slot(object)
-    def _on_memory(self, report: Any) -> None:
-        self.memory = report
-        self.memory_changed.emit(report)
-
-    @Slot(object)
-    def _on_loaded(self, report: Any) -> None:
-        self.last_load = report
+    def _on_loaded(self, _report: Any) -> None:
         self._error = None
-        if report.fallback_reason:
-            device = "GPU" if report.device == "cuda" else "CPU"
-            self.notifier.show(
-                "Model loaded with less memory",
-                f"Using {report.precision.value.upper()} on the {device}: "
-                f"{report.fallback_reason}.",
-                level="warning",
-            )
         self._update_state()
 
     @Slot(object)
@@ -343,11 +272,6 @@ class DictationController(QObject):
             self._report(dictation, "failed")
         self._update_state()
 
-    @Slot(object)
-    def _on_engine_restarting(self, failure: Failure) -> None:
-        title, message = messages.engine_restarting(failure.error)
-        self.notifier.show(title, message, level="warning")
-
     # ================================================================== text out
 
     @Slot(object)
@@ -372,28 +296,11 @@ class DictationController(QObject):
     def apply_hotkeys(self) -> list[str]:
         return self.hotkeys.apply()
 
-    # ================================================================== microphone
-
-    def microphone(self, action: Callable[[], object], title: str) -> None:
-        try:
-            action()
-        except MicrophoneError as error:
-            self.notifier.show(title, str(error), level="error")
-
-    def start_microphone(self) -> None:
-        """At app start: open the always-on stream when that is the setting."""
-        if self.recorder.keep_open:
-            self.microphone(self.recorder.open, "No microphone")
-
     # ================================================================== state
 
     @property
     def state(self) -> D.AppState:
         return self._state
-
-    @property
-    def engine_state(self) -> EngineState:
-        return self._engine_state
 
     @property
     def recording(self) -> bool:
@@ -405,30 +312,17 @@ class DictationController(QObject):
 
     def _update_state(self) -> None:
         state = D.app_state(
-            self.book, engine=self._engine_state, pasting=self.delivery.running, error=self._error
+            self.book, engine=self.engine.state, pasting=self.delivery.running, error=self._error
         )
         if state != self._state:
             self._state = state
             self.state_changed.emit(state.value)
 
     def _report(
-        self,
-        dictation: D.Dictation,
-        event: str,
-        done: TranscribeDone | None = None,
-        outcome: Any = None,
+        self, dictation: D.Dictation, event: str, done: Any = None, outcome: Any = None
     ) -> None:
-        # The model that transcribed: loaded by this job, or before it (at key-down).
-        load = None if done is None else done.load_report or self.last_load
         record = D.dictation_record(
-            dictation,
-            event=event,
-            now=self._clock(),
-            chars=None if done is None else len(done.result.text),
-            transcribe_seconds=None if done is None else done.seconds,
-            load=load,
-            loaded_now=done is not None and done.load_report is not None,
-            outcome=outcome,
+            dictation, event, self._clock(), done, outcome, self.engine.last_load
         )
         self.dictation_finished.emit(record)
 

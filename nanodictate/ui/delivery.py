@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 from nanodictate import settings as S
 from nanodictate.core import messages
 from nanodictate.core.dictation import Dictation
-from nanodictate.core.spool import RecordingSpool
+from nanodictate.core.spool import RecordingSpool, SpooledRecording
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.ui.background import BackgroundLane
 
@@ -63,6 +63,24 @@ class TextDelivery(QObject):
         if self.spool is not None and dictation.spooled is not None:
             self.spool.release(dictation.spooled)
             dictation.spooled = None
+
+    def offer_recovery(self, recover: Callable[[], None]) -> int:
+        """Offer the recordings an earlier run left on disk; `recover` if the user clicks."""
+        left = [] if self.spool is None else self.spool.orphans()
+        if left:
+            title, message = messages.recovery_offer(len(left))
+            self.notifier.show(title, message, level="warning", action=recover)
+        return len(left)
+
+    def unfinished(self, busy: set[Any]) -> list[tuple[SpooledRecording, Any]]:
+        """The recordings on disk (and their audio) not among `busy` (already on their way)."""
+        if self.spool is None:
+            return []
+        return [
+            (entry, self.spool.read(entry))
+            for entry in self.spool.orphans()
+            if entry.audio_path not in busy
+        ]
 
     def deliver(self, dictation: Dictation, done: Any, text: str) -> None:
         try:

@@ -76,7 +76,7 @@ class TrayMenu(QMenu):
         self.addMenu(self._choice_menu(S.HOTKEY_MODE))
         self.addMenu(self._choice_menu(S.UNLOAD_AFTER_MINUTES))
         self.unload_action = self.addAction("Unload now")
-        self.unload_action.triggered.connect(lambda: controller.unload_model("from the menu"))
+        self.unload_action.triggered.connect(lambda: controller.engine.unload("from the menu"))
         self.microphone_menu = self.addMenu("Microphone")
         self.microphone_menu.aboutToShow.connect(self._fill_microphones)
         self.recent_menu = self.addMenu("Recent")
@@ -134,7 +134,7 @@ class TrayMenu(QMenu):
     # ------------------------------------------------------------------ dynamic parts
 
     def _refresh_status(self) -> None:
-        self.unload_action.setEnabled(self.controller.engine_state != "unloaded")
+        self.unload_action.setEnabled(self.controller.engine.state != "unloaded")
         self.status_action.setText(status_text(self.controller.state, self.controller.error))
 
     def show_download(self, visible: bool, text: str | None = None) -> None:

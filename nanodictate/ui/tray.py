@@ -87,19 +87,20 @@ class Tray(QObject):
         lines.append(f"Language: {language}")
         precision = S.PRECISION.label_for(settings.get(S.PRECISION))
         device = S.DEVICE.label_for(settings.get(S.DEVICE))
-        load = controller.last_load
-        if load is not None and controller.engine_state in ("ready", "offloaded"):
+        engine = controller.engine
+        load = engine.last_load
+        if load is not None and engine.state in ("ready", "offloaded"):
             precision = str(getattr(load.precision, "value", load.precision)).upper()
             device = "GPU" if load.device == "cuda" else "CPU"
         lines.append(f"Precision: {precision} · Device: {device}")
-        memory = controller.memory
-        if controller.engine_state == "unloaded" or memory is None:
+        memory = engine.memory
+        if engine.state == "unloaded" or memory is None:
             lines.append("Model memory: none")
         else:
             held = f"Model memory: {_megabytes(memory.model_cpu_bytes)} RAM"
             if memory.model_gpu_bytes:
                 held += f", {_megabytes(memory.model_gpu_bytes)} GPU"
-            if controller.engine_state == "offloaded":
+            if engine.state == "offloaded":
                 held += " (moved off the GPU while idle)"
             lines.append(held)
         return "\n".join(lines)

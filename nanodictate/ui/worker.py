@@ -104,6 +104,8 @@ class EngineWorker(QObject):
     memory_changed = Signal(object)  # MemoryReport or None
     idle_action = Signal(str)  # "offload" / "unload", for the log and tests
 
+    drained = Signal()  # the queue is empty again: the worker waits for the next request
+
     _wake = Signal()
 
     def __init__(self, engine_factory: Callable[[], Transcriber], max_pending: int = MAX_PENDING):
@@ -153,6 +155,7 @@ class EngineWorker(QObject):
             try:
                 request = self._queue.get_nowait()
             except queue.Empty:
+                self.drained.emit()
                 return
             self._idle.stop()
             self._offloaded.stop()

@@ -22,6 +22,7 @@ from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.transcriber import LoadReport, Precision
 from nanodictate.ui.controller import DictationController
+from nanodictate.ui.setting_effects import start_microphone
 from nanodictate.ui.worker import EngineService
 
 WAIT_MS = 5000
@@ -85,7 +86,7 @@ class Rig:
         self.controller.dictation_finished.connect(self._write_record)
         hotkeys.start(self.controller.hotkey_event)
         self.controller.apply_hotkeys()
-        self.controller.start_microphone()
+        start_microphone(self.controller)
         self.states: list[str] = []
         self.controller.state_changed.connect(self.states.append)
 
@@ -225,16 +226,16 @@ def test_cli_commands_fake_engine(rig: Rig, qtbot: Any) -> None:
 
 
 def test_precision_change_unloads_and_next_load_uses_it_fake_engine(rig: Rig, qtbot: Any) -> None:
-    rig.controller.load_model()
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    rig.controller.engine.load()
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "ready", timeout=WAIT_MS)
     rig.settings.set(S.PRECISION, "fp32")
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert rig.engine.names()[-1] == "unload"
     _hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
     assert ("load", "fp32", "auto") in rig.engine.calls
     rig.settings.set(S.DEVICE, "cpu")
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
 
 
 def test_idle_timer_unloads_and_the_icon_follows_fake_engine(rig: Rig, qtbot: Any) -> None:
@@ -242,7 +243,7 @@ def test_idle_timer_unloads_and_the_icon_follows_fake_engine(rig: Rig, qtbot: An
     rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)
     _hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert rig.engine.names()[-1] == "unload"
     qtbot.waitUntil(lambda: rig.controller.state is AppState.UNLOADED, timeout=WAIT_MS)
     assert rig.states[-2:] == ["ready", "unloaded"]
@@ -256,7 +257,7 @@ def test_two_tier_idle_offloads_the_gpu_first_fake_engine(
     rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)
     actions: list[str] = []
     rig.service.worker.idle_action.connect(actions.append)
-    rig.controller.load_model()
+    rig.controller.engine.load()
     qtbot.waitUntil(lambda: actions == ["offload", "unload"], timeout=WAIT_MS)
     assert rig.engine.names()[-2:] == ["offload", "unload"]
 
@@ -265,7 +266,7 @@ def test_unload_immediately_fake_engine(rig: Rig, qtbot: Any) -> None:
     rig.settings.set(S.UNLOAD_AFTER_MINUTES, 0)
     _hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
 
 
 def test_unload_immediately_keeps_the_key_down_preload_fake_engine(
@@ -275,20 +276,20 @@ def test_unload_immediately_keeps_the_key_down_preload_fake_engine(
     load, unload, load); a cancelled dictation unloads it at once."""
     rig.settings.set(S.UNLOAD_AFTER_MINUTES, 0)
     rig.hotkeys.fire("dictate", True)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "ready", timeout=WAIT_MS)
     qtbot.wait(50)  # an unload, if one came, would have come by now
-    assert rig.controller.engine_state == "ready"
+    assert rig.controller.engine.state == "ready"
     rig.sd.stream.feed_seconds(0.5, value=0.1, block=160)
     rig.clock.now += 0.5
     rig.hotkeys.fire("dictate", False)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert [c[0] for c in engine.calls] == ["load", "load", "transcribe", "unload"]
 
     rig.hotkeys.fire("dictate", True)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "ready", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "ready", timeout=WAIT_MS)
     rig.hotkeys.fire("cancel", True)
-    qtbot.waitUntil(lambda: rig.controller.engine_state == "unloaded", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert rig.records()[-1]["event"] == "cancelled"
 
 

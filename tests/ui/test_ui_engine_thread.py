@@ -17,7 +17,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
 from ui_fakes import FakeEngine
 
 from nanodictate.core.transcriber import EngineState
@@ -45,12 +44,6 @@ class ThreadLocalProbeEngine(FakeEngine):
         return super().transcribe(*args, **kwargs)
 
 
-def _submit_after_the_current_request(service: EngineService, request: Any) -> None:
-    # Queued to the worker's thread, this runs only once the running request's slot has
-    # returned: the next request then arrives in a slot of its own.
-    QTimer.singleShot(0, service.worker, lambda: service.submit(request))
-
-
 def _transcribe_request(job_id: int) -> TranscribeRequest:
     import numpy as np
 
@@ -61,10 +54,11 @@ def test_thread_state_survives_between_requests_fake_engine(qtbot: Any) -> None:
     engine = ThreadLocalProbeEngine()
     service = EngineService(lambda: engine)
     try:
-        with qtbot.waitSignal(service.worker.loaded, timeout=WAIT_MS):
+        with qtbot.waitSignals([service.worker.loaded, service.worker.drained], timeout=WAIT_MS):
             service.submit(LoadRequest("int8", "cpu"))
+        # The load's slot has returned: the transcription comes in a slot of its own.
         with qtbot.waitSignal(service.worker.transcribed, timeout=WAIT_MS):
-            _submit_after_the_current_request(service, _transcribe_request(1))
+            service.submit(_transcribe_request(1))
     finally:
         service.stop()
     assert engine.seen_at_transcribe == ["set while loading"]
@@ -86,13 +80,14 @@ _LOAD_THEN_TRANSCRIBE = textwrap.dedent(
         threads=2))
     audio = speech_with_silence("hello world", before=0.5, after=1.0).samples
     outcome = {}
+    submitted = []
 
-    def loaded(report):
-        # Queued to the worker's thread: it runs once the load's slot has returned, so the
-        # transcription is a request of its own, as when the user still speaks when the
-        # model is ready.
-        request = TranscribeRequest(1, audio, 16000, "en", "int8", "cpu")
-        QTimer.singleShot(0, service.worker, lambda: service.submit(request))
+    def drained():
+        # The load's slot has returned, so the transcription is a request of its own, as
+        # when the user still speaks when the model is ready.
+        if not submitted:
+            submitted.append(True)
+            service.submit(TranscribeRequest(1, audio, 16000, "en", "int8", "cpu"))
 
     def done(result):
         outcome["text"] = result.result.text
@@ -102,7 +97,7 @@ _LOAD_THEN_TRANSCRIBE = textwrap.dedent(
         outcome["error"] = repr(failure.error)
         app.quit()
 
-    service.worker.loaded.connect(loaded)
+    service.worker.drained.connect(drained)
     service.worker.transcribed.connect(done)
     service.worker.transcribe_failed.connect(failed)
     service.worker.load_failed.connect(failed)

@@ -39,13 +39,19 @@ class StubController(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.state = AppState.UNLOADED
-        self.engine_state = "unloaded"
         self.error: str | None = None
+        self.engine = StubEngine()
+        self.unloads = self.engine.unloads
+
+
+class StubEngine:
+    def __init__(self) -> None:
+        self.state = "unloaded"
         self.memory: Any = None
         self.last_load: Any = None
         self.unloads: list[str] = []
 
-    def unload_model(self, reason: str = "") -> None:
+    def unload(self, reason: str = "") -> None:
         self.unloads.append(reason)
 
 
@@ -72,10 +78,10 @@ def test_tray_follows_state_level_and_memory(qapp: Any, settings: S.Settings) ->
     before = tray.icon.icon().cacheKey()
     controller.level_changed.emit(0.2)
     assert tray.icon.icon().cacheKey() != before
-    controller.engine_state = "ready"
-    controller.memory = MemoryReport(100 << 20, 600 << 20, 0)
+    controller.engine.state = "ready"
+    controller.engine.memory = MemoryReport(100 << 20, 600 << 20, 0)
     controller.state_changed.emit("ready")
-    controller.memory_changed.emit(controller.memory)
+    controller.memory_changed.emit(controller.engine.memory)
     tip = tray.icon.toolTip()
     assert "Ready" in tip and "600 MB RAM" in tip and "INT8" in tip and "Auto" in tip
     settings.set(S.LANGUAGE, "ja")
@@ -134,7 +140,7 @@ def test_unload_microphone_and_recent(qapp: Any, settings: S.Settings, tmp_path:
     for i in range(12):
         history.add(f"entry number {i}", language="en", audio_seconds=1, latency_seconds=0.1)
     menu = _menu(settings, controller, history, [])
-    controller.engine_state = "ready"
+    controller.engine.state = "ready"
     controller.engine_state_changed.emit("ready")
     menu.unload_action.trigger()
     assert controller.unloads

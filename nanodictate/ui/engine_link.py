@@ -1,0 +1,108 @@
+"""The dictation's side of the engine worker: requests made from the settings, the engine's
+state, memory and last load as the tray shows them, and what the user is told about the
+engine itself (a memory fallback, a restart after a crash)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from nanodictate import settings as S
+from nanodictate.core import messages
+from nanodictate.core.dictation import Dictation
+from nanodictate.core.transcriber import EngineState, LoadReport
+from nanodictate.ui.worker import (
+    EngineService,
+    Failure,
+    IdlePolicy,
+    LoadRequest,
+    QueueFull,
+    TranscribeRequest,
+    UnloadRequest,
+)
+
+
+class EngineLink(QObject):
+    state_changed = Signal(str)  # EngineState value
+    memory_changed = Signal(object)  # MemoryReport or None
+    loaded = Signal(object)  # LoadReport
+
+    def __init__(self, service: EngineService, settings: S.Settings, notifier: Any) -> None:
+        super().__init__()
+        self.service = service
+        self.worker = service.worker
+        self.settings = settings
+        self.notifier = notifier
+        self.state = EngineState.UNLOADED
+        self.memory: Any = None
+        self.last_load: LoadReport | None = None
+        self.worker.state_changed.connect(self._on_state)
+        self.worker.memory_changed.connect(self._on_memory)
+        self.worker.loaded.connect(self._on_loaded)
+        self.worker.engine_restarting.connect(self._on_restarting)
+
+    # ------------------------------------------------------------------ requests
+
+    def submit(self, request: Any) -> bool:
+        try:
+            self.service.submit(request)
+            return True
+        except QueueFull as error:
+            self.notifier.show("Busy", str(error), level="warning")
+            return False
+
+    def load(self) -> bool:
+        return self.submit(LoadRequest(self.settings.get(S.PRECISION), self.settings.get(S.DEVICE)))
+
+    def unload(self, reason: str) -> bool:
+        return self.submit(UnloadRequest(reason))
+
+    def apply_idle_policy(self) -> None:
+        minutes = self.settings.get(S.UNLOAD_AFTER_MINUTES)
+        self.submit(IdlePolicy(minutes, self.settings.get(S.TWO_TIER_IDLE)))
+
+    def transcribe(self, dictation: Dictation, samples: Any) -> bool:
+        hotwords: list[str] = self.settings.get(S.HOTWORDS)
+        return self.submit(
+            TranscribeRequest(
+                job_id=dictation.job_id,
+                audio=samples,
+                sample_rate=16000,
+                language=dictation.language,
+                precision=self.settings.get(S.PRECISION),
+                device=self.settings.get(S.DEVICE),
+                hotwords=tuple(hotwords),
+                itn=self.settings.get(S.ITN),
+            )
+        )
+
+    # ------------------------------------------------------------------ what it says
+
+    @Slot(object)
+    def _on_state(self, state: EngineState) -> None:
+        self.state = EngineState(state)
+        self.state_changed.emit(self.state.value)
+
+    @Slot(object)
+    def _on_memory(self, report: Any) -> None:
+        self.memory = report
+        self.memory_changed.emit(report)
+
+    @Slot(object)
+    def _on_loaded(self, report: LoadReport) -> None:
+        self.last_load = report
+        if report.fallback_reason:
+            device = "GPU" if report.device == "cuda" else "CPU"
+            self.notifier.show(
+                "Model loaded with less memory",
+                f"Using {report.precision.value.upper()} on the {device}: "
+                f"{report.fallback_reason}.",
+                level="warning",
+            )
+        self.loaded.emit(report)
+
+    @Slot(object)
+    def _on_restarting(self, failure: Failure) -> None:
+        title, message = messages.engine_restarting(failure.error)
+        self.notifier.show(title, message, level="warning")
