@@ -142,8 +142,8 @@ def utterance(seconds: float) -> Any:
 def measure_ours(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from nanodictate.core.engine import Engine
-    from nanodictate.core.funasr_runtime import import_funasr
+    from nanodictate.core.asr.engine import Engine
+    from nanodictate.core.asr.funasr_runtime import import_funasr
 
     torch.set_num_threads(args.threads)
     import_funasr()

@@ -46,7 +46,7 @@ def _verbosity(argv: Sequence[str]) -> int:
 
 def _models_dir(settings: Any) -> Path:
     from nanodictate import settings as S
-    from nanodictate.core.model_store import MODELS_DIR_ENV, default_models_dir
+    from nanodictate.core.models.store import MODELS_DIR_ENV, default_models_dir
 
     if os.environ.get(MODELS_DIR_ENV):
         return default_models_dir()
@@ -58,8 +58,8 @@ def _engine_factory(models_dir: Path, cache_dir: Path) -> Any:
     def make() -> Any:
         # Runs on the engine thread at the first request. The engine itself runs in a child
         # process: a crash in native code cannot take the tray and the recording with it.
-        from nanodictate.core.engine_process import EngineConfig, EngineProcess
-        from nanodictate.core.model_store import FSMN_VAD, FUN_ASR_MLT_NANO, model_folder
+        from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
+        from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, model_folder
 
         vad = model_folder(FSMN_VAD, models_dir)
         return EngineProcess(
@@ -144,7 +144,7 @@ def run_app(argv: Sequence[str]) -> int:
     def after_show() -> None:
         # After the icon is up, so slow parts (grabs, opening the microphone) cannot delay it.
         problems = _start_services(parts)
-        from nanodictate.core.memory import process_rss
+        from nanodictate.core.asr.memory import process_rss
 
         _write_report(
             report_path,
@@ -192,7 +192,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
 
     from nanodictate import settings as S
     from nanodictate.core.history import History
-    from nanodictate.core.model_store import default_cache_dir
+    from nanodictate.core.models.store import default_cache_dir
     from nanodictate.core.recorder import Recorder, list_input_devices
     from nanodictate.core.spool import RecordingSpool
     from nanodictate.core.text_output import TextOutput
@@ -307,7 +307,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
 
     def on_setting(setting: Any, value: Any) -> None:
         if setting is S.START_AT_LOGIN:
-            from nanodictate.ui import autostart
+            from nanodictate.platform import autostart
 
             if not autostart.set_enabled(bool(value)):
                 notifier.show("Start at login", "Not supported on this system yet.")
@@ -334,7 +334,7 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
 
 
 def _start_services(parts: dict[str, Any]) -> list[str]:
-    from nanodictate.core.model_store import FUN_ASR_MLT_NANO, folder_problem, model_folder
+    from nanodictate.core.models.store import FUN_ASR_MLT_NANO, folder_problem, model_folder
     from nanodictate.ui.setting_effects import start_microphone
 
     controller, backends, notifier = parts["controller"], parts["backends"], parts["notifier"]

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
     """(ASR folder, VAD folder) for a ``--model-dir`` that is a models root or an ASR folder."""
-    from nanodictate.core.model_store import (
+    from nanodictate.core.models.store import (
         FSMN_VAD,
         FUN_ASR_MLT_NANO,
         default_models_dir,
@@ -158,9 +158,9 @@ def unknown_language_message(code: str) -> str:
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    from nanodictate.core.engine import Engine
+    from nanodictate.core.asr.engine import Engine
     from nanodictate.core.languages import language_for
-    from nanodictate.core.model_store import default_cache_dir
+    from nanodictate.core.models.store import default_cache_dir
 
     try:
         language_for(args.language)
@@ -222,7 +222,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from nanodictate.core import model_store
+    from nanodictate.core.models import store as model_store
 
     root = args.model_dir or model_store.default_models_dir()
     if args.models_command == "list":
@@ -236,7 +236,7 @@ def run_models(args: argparse.Namespace) -> int:
         model_store.verify_model_folder(spec, folder)
         print(f"{spec.display_name}: complete ({folder})")
         return EXIT_OK
-    from nanodictate.core.download import download_model, terminal_progress
+    from nanodictate.core.models.download import download_model, terminal_progress
 
     progress = terminal_progress()
     try:

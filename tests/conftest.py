@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from nanodictate.core.vad import SpeechDetector
+    from nanodictate.core.asr.vad import SpeechDetector
 
 # ---------------------------------------------------------------------------------------------
 # Audio input and speech detection (tests/test_audio_input.py, tests/test_vad.py)
@@ -44,7 +44,7 @@ def vad_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def speech_detector(vad_model_dir: Path) -> Iterator[SpeechDetector]:
     """One loaded SpeechDetector for the session: its first load imports funasr (≈4.5 s)."""
-    from nanodictate.core.vad import SpeechDetector
+    from nanodictate.core.asr.vad import SpeechDetector
 
     detector = SpeechDetector(vad_model_dir)
     detector.load()

@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from nanodictate.core.download import HubEndpoints
-from nanodictate.core.model_store import ModelSpec
+from nanodictate.core.models.download import HubEndpoints
+from nanodictate.core.models.store import ModelSpec
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -3,9 +3,10 @@
     python tests/fake_portal_service.py BUS_ADDRESS
 
 Owns org.freedesktop.portal.Desktop on the given bus and answers, at
-/org/freedesktop/portal/desktop, what `nanodictate.platform.portal` uses: the GlobalShortcuts
-`version` property, CreateSession and BindShortcuts (each answered by a Request.Response
-signal, like the real portal), Session.Close. Like the spec says, a session may bind only once.
+/org/freedesktop/portal/desktop, what `nanodictate.platform.wayland.portal` uses: the
+GlobalShortcuts `version` property, CreateSession and BindShortcuts (each answered by a
+Request.Response signal, like the real portal), Session.Close. Like the spec says, a session
+may bind only once.
 
 Test-only control interface `org.nanodictate.test.FakePortal` at the same path:
 - `Emit(s member, s shortcut_id)`: emit GlobalShortcuts.Activated/Deactivated on the newest

@@ -287,7 +287,7 @@ def test_fallback_reader_returns_frames_by_channels(spoken_wav: Path, tmp_path: 
 
 def test_importing_the_audio_modules_loads_no_heavy_library() -> None:
     code = (
-        "import sys, nanodictate.core.audio_input, nanodictate.core.vad\n"
+        "import sys, nanodictate.core.audio_input, nanodictate.core.asr.vad\n"
         "heavy = [m for m in ('torch', 'funasr', 'librosa', 'soundfile', 'soxr') "
         "if m in sys.modules]\n"
         "print(','.join(heavy))\n"

@@ -35,3 +35,20 @@ def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     assert columns["ours int8"]["load_from_cache"] is True
     app = summary["app_at_rest"]
     assert app["rss_at_rest_mb"] > 0 and app["torch_loaded"] == 0.0
+
+
+def test_engine_process_bench_smoke_compares_both_sides(tmp_path: Path) -> None:
+    out = tmp_path / "engine-process.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "engine_process.py"), "--smoke", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| cold load, INT8 from cache (s) |" in done.stdout
+    summary = json.loads(out.read_text())
+    for side in ("in process", "own process"):
+        assert set(summary["medians"][side]) == {"load_s", "call_1s_s", "ten_minutes_s"}
+        assert all(value > 0 for value in summary["medians"][side].values())
+    assert summary["pipe_transfer_s"] > 0

@@ -100,13 +100,13 @@ def test_funasr_root_warnings_stay_off_stderr_and_ours_do_not(
     emit = [
         ("funasr", logging.WARNING, "trust_remote_code: False"),
         ("funasr", logging.INFO, "Building VAD model."),
-        ("nanodictate.core.engine", logging.WARNING, "our warning"),
+        ("nanodictate.core.asr.engine", logging.WARNING, "our warning"),
         ("funasr", logging.ERROR, "Loading wav failed!"),
     ]
     for verbosity in (0, 1):
         lines = _stderr_after(verbosity, emit, monkeypatch).splitlines()
         assert [line.split(" ", 1)[1] for line in lines] == [
-            "WARNING nanodictate.core.engine: our warning",
+            "WARNING nanodictate.core.asr.engine: our warning",
             "ERROR root: Loading wav failed!",
         ]
     # -vv (DEBUG) is for developers: funasr's warnings show there.
@@ -117,7 +117,7 @@ def test_funasr_root_warnings_stay_off_stderr_and_ours_do_not(
 def test_inside_quiet_funasr_warnings_go_to_our_debug_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from nanodictate.core.funasr_runtime import quiet
+    from nanodictate.core.asr.funasr_runtime import quiet
 
     log_file = tmp_path / "app.log"
     stderr = io.StringIO()
@@ -127,11 +127,11 @@ def test_inside_quiet_funasr_warnings_go_to_our_debug_log(
     with quiet():
         root.handle(_funasr_root_record(logging.WARNING, "trust_remote_code: False"))
         root.handle(_funasr_root_record(logging.INFO, "Building VAD model."))
-        logging.getLogger("nanodictate.core.vad").warning("our warning")
+        logging.getLogger("nanodictate.core.asr.vad").warning("our warning")
     text = stderr.getvalue()
-    assert "DEBUG nanodictate.core.funasr_runtime: funasr warned " in text
+    assert "DEBUG nanodictate.core.asr.funasr_runtime: funasr warned " in text
     assert "(download_model_from_hub.py:102): trust_remote_code: False" in text
-    assert "WARNING nanodictate.core.vad: our warning" in text
+    assert "WARNING nanodictate.core.asr.vad: our warning" in text
     assert " root: " not in text and "Building VAD model" not in text
     # The app's log file at its default level (INFO) holds our warning and nothing of funasr's.
     configure_logging(0, log_file)

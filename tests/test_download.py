@@ -21,8 +21,9 @@ import modelscope_hub._download
 import pytest
 from fake_hubs import COMMIT, FakeHub, git_sha1, model_files, serve, sha256
 
-from nanodictate.core import download
-from nanodictate.core.download import (
+from nanodictate.core.errors import DownloadError, ModelCorruptError
+from nanodictate.core.models import download
+from nanodictate.core.models.download import (
     DownloadProgress,
     HubEndpoints,
     TerminalProgress,
@@ -31,8 +32,7 @@ from nanodictate.core.download import (
     install_from_copy,
     terminal_progress,
 )
-from nanodictate.core.errors import DownloadError, ModelCorruptError
-from nanodictate.core.model_store import (
+from nanodictate.core.models.store import (
     FSMN_VAD,
     FUN_ASR_MLT_NANO,
     MANIFEST_NAME,
@@ -367,7 +367,7 @@ def test_falls_back_to_modelscope(
     vad_hub: FakeHub, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     vad_hub.fail["hf"] = 404
-    with caplog.at_level(logging.WARNING, logger="nanodictate.core.download"):
+    with caplog.at_level(logging.WARNING, logger="nanodictate.core.models.download"):
         folder = download_model(FSMN_VAD, tmp_path, endpoints=vad_hub.endpoints)
 
     assert_installed(vad_hub, folder, {"modelscope"})

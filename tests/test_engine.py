@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nanodictate.core.engine import Engine, ModelSize, join_texts, plan_placement
+from nanodictate.core.asr.engine import Engine, ModelSize, join_texts, plan_placement
 from nanodictate.core.errors import (
     AudioInputError,
     EngineStateError,
@@ -109,7 +109,7 @@ def test_two_minute_recording_is_split_at_pauses(
 
 
 def test_int8_holds_less_than_fp32_and_quantizes_the_tied_embedding(engine: Engine) -> None:
-    from nanodictate.core.int8 import DynamicInt8Linear, Int8Embedding
+    from nanodictate.core.asr.int8 import DynamicInt8Linear, Int8Embedding
 
     engine.load("fp32", "cpu")
     fp32_bytes = engine.memory_report().model_cpu_bytes
@@ -348,7 +348,7 @@ def test_join_texts() -> None:
 
 def test_importing_nanodictate_leaves_torch_out() -> None:
     code = (
-        "import sys, nanodictate, nanodictate.core.engine, nanodictate.cli;"
+        "import sys, nanodictate, nanodictate.core.asr.engine, nanodictate.cli;"
         "nanodictate.cli.build_parser();"
         "heavy = [m for m in ('torch', 'funasr', 'librosa', 'transformers') if m in sys.modules];"
         "print(heavy)"

@@ -20,7 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
-from nanodictate.core.engine_process import EngineConfig, EngineProcess
+from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
 from nanodictate.core.errors import EngineCrashedError, ModelMissingError
 from nanodictate.core.transcriber import EngineState
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
@@ -136,7 +136,7 @@ _PARENT = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from nanodictate.core.engine_process import EngineConfig, EngineProcess
+    from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
     from nanodictate.testing.speech import speech_with_silence
 
     models, cache = Path(sys.argv[1]), Path(sys.argv[2])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nanodictate.core.int8 import (
+from nanodictate.core.asr.int8 import (
     DynamicInt8Linear,
     Int8Embedding,
     WeightOnlyInt8Linear,

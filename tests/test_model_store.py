@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nanodictate.core.errors import ModelCorruptError, ModelMissingError
-from nanodictate.core.model_store import (
+from nanodictate.core.models.store import (
     FSMN_VAD,
     FUN_ASR_MLT_NANO,
     MANIFEST_NAME,
@@ -324,8 +324,8 @@ def test_importing_and_verifying_stays_light(vad_folder: Path) -> None:
     script = (
         "import sys\n"
         "from pathlib import Path\n"
-        "import nanodictate.core.model_store as store\n"
-        "import nanodictate.core.download\n"
+        "import nanodictate.core.models.store as store\n"
+        "import nanodictate.core.models.download\n"
         "store.verify_model_folder(store.FSMN_VAD, Path(sys.argv[1]))\n"
         "heavy = [m for m in ('torch', 'funasr', 'librosa', 'huggingface_hub', 'modelscope')"
         " if m in sys.modules]\n"

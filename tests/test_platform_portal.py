@@ -27,7 +27,7 @@ from jeepney.io.blocking import open_dbus_connection
 
 from nanodictate.platform import select_backends
 from nanodictate.platform.base import Hotkey, HotkeysUnavailableError
-from nanodictate.platform.portal import (
+from nanodictate.platform.wayland.portal import (
     PORTAL_PATH,
     PortalHotkeys,
     hotkey_to_trigger,

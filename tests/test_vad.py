@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from nanodictate.core.asr.vad import Segment, SpeechDetector, plan_chunks
 from nanodictate.core.audio_input import SAMPLE_RATE
 from nanodictate.core.errors import EngineStateError, ModelCorruptError, ModelMissingError
-from nanodictate.core.vad import Segment, SpeechDetector, plan_chunks
 from nanodictate.testing import speech as sp
 
 SECOND = SAMPLE_RATE
@@ -236,7 +236,7 @@ def test_first_load_in_a_fresh_process_leaves_logging_and_stdout_alone(
 import json, logging, sys
 import numpy as np
 from pathlib import Path
-from nanodictate.core.vad import SpeechDetector
+from nanodictate.core.asr.vad import SpeechDetector
 root = logging.getLogger()
 detector = SpeechDetector(Path({str(vad_model_dir)!r}))
 detector.load()

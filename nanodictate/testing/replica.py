@@ -85,7 +85,7 @@ from tokenizers import (
     trainers,
 )
 
-from nanodictate.core.funasr_runtime import import_funasr, quiet
+from nanodictate.core.asr.funasr_runtime import import_funasr, quiet
 
 __all__ = [
     "DETERMINISTIC_TEXT",

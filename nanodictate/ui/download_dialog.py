@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout
 
 from nanodictate.core.languages import LANGUAGES
-from nanodictate.core.model_store import ModelSpec
+from nanodictate.core.models.store import ModelSpec
 from nanodictate.ui.menu import TrayMenu
 from nanodictate.ui.model_download import ModelDownloader, download_size, models_to_download
 from nanodictate.ui.notifications import NotifierLike
@@ -31,7 +31,7 @@ NOT_SUPPORTED = "German, French, Spanish, Italian or Russian"
 def confirmation_text(specs: Sequence[ModelSpec], models_dir: Path) -> str:
     # Imported here: urllib & co. are not needed at app start. The hosts are the ones the
     # download will use, environment overrides included.
-    from nanodictate.core.download import HubEndpoints
+    from nanodictate.core.models.download import HubEndpoints
 
     hosts = HubEndpoints.from_env()
     huggingface = ", ".join(

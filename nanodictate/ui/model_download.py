@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
-from nanodictate.core.model_store import (
+from nanodictate.core.models.store import (
     FSMN_VAD,
     FUN_ASR_MLT_NANO,
     ModelSpec,
@@ -25,7 +25,7 @@ from nanodictate.core.model_store import (
 )
 
 if TYPE_CHECKING:
-    from nanodictate.core.download import DownloadProgress
+    from nanodictate.core.models.download import DownloadProgress
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _download_from_hubs(
     cancel: threading.Event,
 ) -> Path:
     # Imported here: urllib & co. are not needed at app start.
-    from nanodictate.core.download import download_model
+    from nanodictate.core.models.download import download_model
 
     return download_model(spec, models_dir, progress=progress, cancel=cancel)
 

@@ -37,7 +37,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def engine_processes(app: App) -> list[psutil.Process]:
     children = psutil.Process(app.process.pid).children(recursive=True)
-    return [c for c in children if "nanodictate.core.engine_process" in " ".join(c.cmdline())]
+    return [c for c in children if "nanodictate.core.asr.engine_process" in " ".join(c.cmdline())]
 
 
 def is_running(process: psutil.Process) -> bool:

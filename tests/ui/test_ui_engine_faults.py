@@ -15,8 +15,8 @@ import pytest
 from test_ui_controller import WAIT_MS, Rig, _hold
 from ui_fakes import FakeHotkeys
 
-from nanodictate.core.engine import join_texts
-from nanodictate.core.engine_process import EngineConfig, EngineProcess
+from nanodictate.core.asr.engine import join_texts
+from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
 from nanodictate.testing.speech import make_long_recording, speech
 from nanodictate.ui.worker import EngineService, Failure, TranscribeDone, TranscribeRequest

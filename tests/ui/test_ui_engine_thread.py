@@ -69,7 +69,7 @@ _LOAD_THEN_TRANSCRIBE = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from PySide6.QtCore import QCoreApplication, QTimer
-    from nanodictate.core.engine import Engine
+    from nanodictate.core.asr.engine import Engine
     from nanodictate.testing.speech import speech_with_silence
     from nanodictate.ui.worker import EngineService, LoadRequest, TranscribeRequest
 

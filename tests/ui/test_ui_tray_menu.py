@@ -17,9 +17,9 @@ from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
-from nanodictate.core.download import DownloadProgress
 from nanodictate.core.history import History
-from nanodictate.core.model_store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
+from nanodictate.core.models.download import DownloadProgress
+from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
 from nanodictate.core.transcriber import MemoryReport
 from nanodictate.ui.download_dialog import DownloadOffer
 from nanodictate.ui.icons import icon_for, level_step
@@ -177,7 +177,7 @@ def test_settings_window_saves_valid_values_only(qapp: Any, settings: S.Settings
 
 
 def test_start_at_login_writes_an_xdg_autostart_entry(qapp: Any) -> None:
-    from nanodictate.ui import autostart
+    from nanodictate.platform import autostart
 
     assert autostart.set_enabled(True)
     text = autostart.autostart_file().read_text()

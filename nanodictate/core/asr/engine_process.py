@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nanodictate.core.engine import Placement
+from nanodictate.core.asr.engine import Placement
 from nanodictate.core.errors import EngineCrashedError, NanodictateError
 from nanodictate.core.transcriber import (
     Capabilities,
@@ -292,7 +292,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
     _end_with_parent()
     config, log_settings = pickle.load(requests)
     _configure_child_logging(log_settings)
-    from nanodictate.core.engine import Engine
+    from nanodictate.core.asr.engine import Engine
 
     engine = Engine(
         config.model_dir,

@@ -171,7 +171,7 @@ def build_automodel(
     funasr = import_funasr()
     from funasr.register import tables
 
-    from nanodictate.core.weights import parameters_on_meta
+    from nanodictate.core.asr.weights import parameters_on_meta
 
     class_name = read_model_config(model_dir)["model"]
     model_class = tables.model_classes.get(class_name)

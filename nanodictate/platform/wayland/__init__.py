@@ -111,7 +111,7 @@ class WaylandCommandKeyboard:
 
 def _portal_hotkeys(environ: Mapping[str, str]) -> HotkeyBackend | None:
     """The GlobalShortcuts portal backend when the session bus offers it; logs the choice."""
-    from nanodictate.platform import portal
+    from nanodictate.platform.wayland import portal
 
     address = portal.session_bus_address(environ)
     version, reason = portal.probe_global_shortcuts(address)

@@ -53,7 +53,7 @@ from typing import IO, Any, Literal, NoReturn
 
 from nanodictate import __version__
 from nanodictate.core.errors import DownloadError, ModelCorruptError
-from nanodictate.core.model_store import (
+from nanodictate.core.models.store import (
     MANIFEST_NAME,
     ModelSpec,
     folder_problem,

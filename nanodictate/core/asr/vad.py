@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nanodictate.core.asr.funasr_runtime import import_funasr, quiet, torch_threads_kept
 from nanodictate.core.audio_input import SAMPLE_RATE
 from nanodictate.core.errors import EngineStateError, ModelCorruptError, ModelMissingError
-from nanodictate.core.funasr_runtime import import_funasr, quiet, torch_threads_kept
 
 __all__ = [
     "VAD_MODEL_FILES",
@@ -147,7 +147,7 @@ def _check_weights(model: Any, checkpoint_path: Path) -> None:
     leaving random weights that would "detect" speech at random. The file is 1.7 MB, so
     reading it once more costs a few milliseconds.
     """
-    from nanodictate.core.weights import open_checkpoint
+    from nanodictate.core.asr.weights import open_checkpoint
 
     # Unwraps and strips "module." as funasr does; an unreadable file is a ModelCorruptError.
     stored = open_checkpoint(checkpoint_path)

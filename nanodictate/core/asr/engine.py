@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from nanodictate.core import memory
+from nanodictate.core.asr import memory
 from nanodictate.core.audio_input import SAMPLE_RATE, prepare_audio
 from nanodictate.core.errors import EngineStateError, ModelCorruptError, OutOfMemoryError
 from nanodictate.core.languages import language_for
-from nanodictate.core.model_store import FUN_ASR_MLT_NANO, verify_model_folder
+from nanodictate.core.models.store import FUN_ASR_MLT_NANO, verify_model_folder
 from nanodictate.core.transcriber import (
     Capabilities,
     DeviceChoice,
@@ -43,7 +43,7 @@ from nanodictate.core.transcriber import (
 )
 
 if TYPE_CHECKING:
-    from nanodictate.core.vad import SpeechDetector
+    from nanodictate.core.asr.vad import SpeechDetector
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class Engine:
                 precision.value,
                 placement.fallback_reason,
             )
-        from nanodictate.core.weights import StaleCacheError
+        from nanodictate.core.asr.weights import StaleCacheError
 
         try:
             try:
@@ -316,7 +316,7 @@ class Engine:
         )
 
     def _model_size(self, checkpoint_path: Path) -> ModelSize:
-        from nanodictate.core.weights import open_checkpoint
+        from nanodictate.core.asr.weights import open_checkpoint
 
         # Memory-mapped: only the tensor headers are read, not the 2 GB of data.
         shapes = open_checkpoint(checkpoint_path)
@@ -334,8 +334,8 @@ class Engine:
     def _build(self, placement: Placement, checkpoint_path: Path) -> tuple[Any, bool]:
         import torch
 
-        from nanodictate.core import weights
-        from nanodictate.core.funasr_runtime import build_automodel
+        from nanodictate.core.asr import weights
+        from nanodictate.core.asr.funasr_runtime import build_automodel
 
         target = torch.device(placement.device)
         from_cache = False
@@ -399,8 +399,8 @@ class Engine:
         if self.vad_dir is None:
             log.warning("No VAD model: silence is not filtered and long audio is cut blindly")
             return None
-        from nanodictate.core.model_store import FSMN_VAD
-        from nanodictate.core.vad import SpeechDetector
+        from nanodictate.core.asr.vad import SpeechDetector
+        from nanodictate.core.models.store import FSMN_VAD
 
         verify_model_folder(FSMN_VAD, self.vad_dir)
         detector = SpeechDetector(self.vad_dir, threads=1)
@@ -452,7 +452,7 @@ class Engine:
     def _speech_chunks(
         self, loaded: _Loaded, samples: np.ndarray[Any, Any], timings: dict[str, float]
     ) -> list[tuple[int, int]]:
-        from nanodictate.core.vad import plan_chunks
+        from nanodictate.core.asr.vad import plan_chunks
 
         total = len(samples)
         if loaded.detector is None:
@@ -475,7 +475,7 @@ class Engine:
     ) -> str:
         import torch
 
-        from nanodictate.core.funasr_runtime import quiet
+        from nanodictate.core.asr.funasr_runtime import quiet
 
         seconds = len(chunk) / SAMPLE_RATE
         options: dict[str, Any] = {
@@ -572,7 +572,7 @@ class Engine:
         held: dict[str, int] = {}
         loaded = self._loaded
         if loaded is not None:
-            from nanodictate.core.int8 import module_bytes
+            from nanodictate.core.asr.int8 import module_bytes
 
             held = module_bytes(loaded.automodel.model)
         cuda = memory.cuda_memory()

@@ -43,7 +43,7 @@ __all__ = [
 MODELS_DIR_ENV = "NANODICTATE_MODELS_DIR"
 CACHE_DIR_ENV = "NANODICTATE_CACHE_DIR"
 
-# Written by nanodictate.core.download after every file passed its size and sha256 checks, so
+# Written by nanodictate.core.models.download after every file passed its size and sha256 checks, so
 # a later size mismatch means the file changed on disk after the download.
 MANIFEST_NAME = ".nanodictate-manifest.json"
 

@@ -26,14 +26,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from nanodictate.core.errors import ModelCorruptError
-from nanodictate.core.int8 import (
+from nanodictate.core.asr.int8 import (
     DynamicInt8Linear,
     Int8Embedding,
     WeightOnlyInt8Linear,
     quantize_rows,
 )
-from nanodictate.core.memory import drop_file_pages, trim_heap
+from nanodictate.core.asr.memory import drop_file_pages, trim_heap
+from nanodictate.core.errors import ModelCorruptError
 
 log = logging.getLogger(__name__)
 
