@@ -22,7 +22,7 @@ import pytest
 from fake_hubs import COMMIT, FakeHub, git_sha1, model_files, serve, sha256
 
 from nanodictate.core.errors import DownloadError, ModelCorruptError
-from nanodictate.core.models import download
+from nanodictate.core.models import progress
 from nanodictate.core.models.download import (
     DownloadProgress,
     HubEndpoints,
@@ -161,7 +161,7 @@ def test_full_download(vad_hub: FakeHub, tmp_path: Path, source: str, hub_key: s
 def test_every_chunk_reported_when_unthrottled(
     vad_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
 ) -> None:
-    monkeypatch.setattr(download, "_PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(progress, "_PROGRESS_INTERVAL_S", 0.0)
     updates: list[DownloadProgress] = []
     download_model(
         FSMN_VAD, tmp_path, source=source, progress=updates.append, endpoints=vad_hub.endpoints
@@ -175,7 +175,7 @@ def test_every_chunk_reported_when_unthrottled(
 def test_progress_is_throttled(
     vad_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(download, "_PROGRESS_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(progress, "_PROGRESS_INTERVAL_S", 3600.0)
     updates: list[DownloadProgress] = []
     download_model(FSMN_VAD, tmp_path, progress=updates.append, endpoints=vad_hub.endpoints)
     # Within one interval only the first update and the final one get through.
@@ -279,7 +279,7 @@ def test_dropped_connection_resumes_with_range(
 def test_cancelled_download_resumes_on_next_call(
     vad_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, hub_key: str
 ) -> None:
-    monkeypatch.setattr(download, "_PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(progress, "_PROGRESS_INTERVAL_S", 0.0)
     cancel = threading.Event()
     with pytest.raises(DownloadError, match="Download cancelled"):
         download_model(
