@@ -1,7 +1,11 @@
-"""The settings declaration over a temporary QSettings file (never the user's)."""
+"""The settings declaration over a temporary QSettings file (never the user's), and over the
+in-memory store that shows what `Settings` needs of a store."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +14,8 @@ from PySide6.QtCore import QSettings
 
 from nanodictate import settings as S
 from nanodictate.core.languages import LANGUAGES
+from nanodictate.core.transcriber import DeviceChoice, Precision
+from nanodictate.ui.settings_store import IniFileStore
 
 
 @pytest.fixture
@@ -109,12 +115,12 @@ def test_upgrade_hooks_run_once_in_order(path: Path) -> None:
     old.sync()
     ran: list[int] = []
 
-    def to_2(store: QSettings) -> None:
+    def to_2(store: S.SettingsStore) -> None:
         ran.append(2)
-        store.setValue("unload_after_minutes", store.value("unload_minutes"))
+        store.set_value("unload_after_minutes", str(store.value("unload_minutes")))
         store.remove("unload_minutes")
 
-    def to_3(store: QSettings) -> None:
+    def to_3(store: S.SettingsStore) -> None:
         ran.append(3)
 
     upgrades = {2: to_2, 3: to_3}
@@ -170,3 +176,161 @@ def test_sound_file_is_not_taken_for_damaged(tmp_path: Path) -> None:
     reopened = S.Settings(path)
     assert reopened.damaged_backup is None and reopened.get(S.LANGUAGE) == "ko"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nanodictate.ini"]
+
+
+# ------------------------------------------------------------------ ranges, sections, enums
+
+
+def test_ranges_are_checked_when_set_and_when_read(path: Path) -> None:
+    settings = S.Settings(path)
+    assert (S.MAX_RECORDING_SECONDS.minimum, S.MAX_RECORDING_SECONDS.maximum) == (10, 3 * 3600)
+    assert (S.HISTORY_MAX_ENTRIES.minimum, S.HISTORY_MAX_ENTRIES.maximum) == (0, 100_000)
+    for setting, good, bad in [
+        (S.MAX_RECORDING_SECONDS, (10, 3 * 3600), (9, 3 * 3600 + 1)),
+        (S.HISTORY_MAX_ENTRIES, (0, 100_000), (-1, 100_001)),
+    ]:
+        for value in good:  # the bounds themselves are allowed
+            settings.set(setting, value)
+            assert settings.get(setting) == value
+        for value in bad:
+            with pytest.raises(ValueError, match=setting.name):
+                settings.set(setting, value)
+            with pytest.raises(ValueError):
+                settings.set_by_name(setting.name, str(value))
+    # A hand-edited value out of range falls back to the default, as a damaged one does.
+    raw = QSettings(str(path), QSettings.Format.IniFormat)
+    raw.setValue("max_recording_seconds", "5")
+    raw.sync()
+    assert S.Settings(path).get(S.MAX_RECORDING_SECONDS) == 600
+
+
+def test_every_free_whole_number_has_a_range_and_only_numbers_have_one() -> None:
+    for setting in S.SETTINGS:
+        if setting.type is int and not setting.choices:
+            assert setting.minimum is not None and setting.maximum is not None, setting.name
+        if setting.type is not int:
+            assert setting.minimum is None and setting.maximum is None, setting.name
+    with pytest.raises(ValueError, match="range"):
+        S.Setting("bad", str, "", "Bad", section=None, minimum=0)
+    with pytest.raises(ValueError):  # a default outside its own range
+        S.Setting("bad", int, 0, "Bad", section=None, minimum=1, maximum=2)
+
+
+def test_sections_group_the_settings_window_as_before() -> None:
+    assert all(setting.section in (*S.SECTIONS, None) for setting in S.SETTINGS)
+    grouped = [(title, [s.name for s in members]) for title, members in S.by_section()]
+    assert grouped == [
+        (
+            "Hotkeys",
+            [
+                "hotkey_mode",
+                "hotkey_dictate",
+                "hotkey_toggle",
+                "hotkey_cancel",
+                "favourite_hotkeys",
+            ],
+        ),
+        ("Recognition", ["language", "hotwords", "itn"]),
+        ("Output", ["paste_method", "sounds"]),
+        ("Microphone", ["keep_microphone_open", "max_recording_seconds"]),
+        ("Model", ["precision", "device", "unload_after_minutes", "two_tier_idle", "model_dir"]),
+        ("System", ["start_at_login", "history_max_entries"]),
+    ]
+    # The microphone is picked from the tray menu's device list, not typed in the window.
+    assert [s.name for s in S.SETTINGS if s.section is None] == ["microphone"]
+
+
+def test_precision_and_device_choices_are_the_engines_enums(path: Path) -> None:
+    assert [value for value, _ in S.PRECISION.choices] == [member.value for member in Precision]
+    assert [value for value, _ in S.DEVICE.choices] == [member.value for member in DeviceChoice]
+    assert set(S.PRECISION_LABELS) == set(Precision)  # every member has a label of its own
+    assert set(S.DEVICE_LABELS) == set(DeviceChoice)
+    assert [label for _, label in S.DEVICE.choices] == ["Auto", "GPU", "CPU"]
+    assert S.PRECISION.default == Precision.INT8 and S.DEVICE.default == DeviceChoice.AUTO
+    settings = S.Settings(path)
+    settings.set(S.PRECISION, Precision.BF16)  # an enum member is stored as its text
+    assert type(settings.get(S.PRECISION)) is str and settings.get(S.PRECISION) == "bf16"
+    assert Precision(settings.get(S.PRECISION)) is Precision.BF16
+    assert "precision=bf16" in path.read_text()
+
+
+# ------------------------------------------------------------------------ the store interface
+
+
+def test_settings_work_over_an_in_memory_store(tmp_path: Path) -> None:
+    store = S.MemoryStore({"itn": "perhaps", "hotwords": ["native", "list"]})
+    opened: list[Path] = []
+
+    def open_store(at: Path) -> S.SettingsStore:
+        opened.append(at)
+        return store
+
+    ran: list[int] = []
+    settings = S.Settings(
+        tmp_path / "never.ini", open_store=open_store, upgrades={1: lambda _s: ran.append(1)}
+    )
+    assert opened == [tmp_path / "never.ini"] and ran == [1]  # keys present: a version-0 file
+    assert store.values["meta/schema_version"] == "1" and settings.schema_version == 1
+    assert settings.get(S.ITN) is True  # a damaged value still falls back to the default
+    assert settings.get(S.HOTWORDS) == ["native", "list"]
+    heard: list[Any] = []
+    settings.add_listener(lambda setting, value: heard.append((setting.name, value)))
+    settings.set(S.HOTWORDS, ["Zürich"])
+    settings.set(S.ITN, False)
+    settings.set_by_name("max_recording_seconds", "42")
+    assert store.values["hotwords"] == '["Zürich"]'  # values are stored as text
+    assert store.values["itn"] == "false" and store.values["max_recording_seconds"] == "42"
+    assert heard == [("hotwords", ["Zürich"]), ("itn", False), ("max_recording_seconds", 42)]
+    assert store.syncs == 4  # once after the version, once a change
+    settings.reset(S.ITN)
+    assert store.values["itn"] == "true"
+    assert list(tmp_path.iterdir()) == []  # the memory store never touches the file
+
+
+def test_a_store_that_reports_damage_has_its_file_moved_aside(tmp_path: Path) -> None:
+    path = tmp_path / "nanodictate.ini"
+    path.write_text("[General]\nlanguage=ja\n")
+
+    class DamagedStore(S.MemoryStore):
+        def damage(self) -> str | None:
+            return "it is not in INI format"
+
+    stores = [DamagedStore({"language": "ja"}), S.MemoryStore()]
+    settings = S.Settings(path, open_store=lambda _at: stores.pop(0))
+    assert stores == []  # opened again after the move
+    assert settings.damaged_backup is not None
+    assert settings.damaged_backup.read_text() == "[General]\nlanguage=ja\n"
+    assert settings.get(S.LANGUAGE) == "en"
+
+
+def test_the_ini_store_writes_what_qsettings_reads(path: Path) -> None:
+    store: S.SettingsStore = IniFileStore(path)  # the app's store fits the protocol
+    settings = S.Settings(path, open_store=IniFileStore)
+    settings.set(S.HOTWORDS, ["a, b", "東京"])
+    settings.set(S.FAVOURITE_HOTKEYS, {"ja": "ctrl+alt+j"})
+    settings.set(S.UNLOAD_AFTER_MINUTES, -1)
+    raw = QSettings(str(path), QSettings.Format.IniFormat)
+    assert raw.value("hotwords") == '["a, b", "東京"]'
+    assert raw.value("favourite_hotkeys") == '{"ja": "ctrl+alt+j"}'
+    assert raw.value("unload_after_minutes") == "-1"
+    assert raw.value("meta/schema_version") == "1"
+    store.sync()
+    assert sorted(store.keys()) == sorted(raw.allKeys())
+
+
+def test_settings_import_and_work_without_qt(tmp_path: Path) -> None:
+    """The declarations and `Settings` over a store of its own never load PySide6 (the CLI and
+    the core may read them); only the app's INI store does."""
+    code = (
+        "import sys\n"
+        "from nanodictate import settings as S\n"
+        "s = S.Settings(open_store=lambda _p: S.MemoryStore())\n"
+        "s.set(S.LANGUAGE, 'ja'); assert s.get(S.LANGUAGE) == 'ja'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6')))\n"
+    )
+    env = {**os.environ, "NANODICTATE_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -36,25 +36,11 @@ from nanodictate import settings as S
 
 log = logging.getLogger(__name__)
 
-SECTIONS: tuple[tuple[str, tuple[S.Setting[Any], ...]], ...] = (
-    (
-        "Hotkeys",
-        (S.HOTKEY_MODE, S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL, S.FAVOURITE_HOTKEYS),
-    ),
-    ("Recognition", (S.LANGUAGE, S.HOTWORDS, S.ITN)),
-    ("Output", (S.PASTE_METHOD, S.SOUNDS)),
-    ("Microphone", (S.KEEP_MICROPHONE_OPEN, S.MAX_RECORDING_SECONDS)),
-    ("Model", (S.PRECISION, S.DEVICE, S.UNLOAD_AFTER_MINUTES, S.TWO_TIER_IDLE, S.MODEL_DIR)),
-    ("System", (S.START_AT_LOGIN, S.HISTORY_MAX_ENTRIES)),
-)
+SECTIONS = S.by_section()  # (title, settings) in the order the window shows them
 _HOTKEY_SETTINGS = (S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.HOTKEY_CANCEL)
 # Kept free on each side of the window on its screen: room for the window manager's frame,
 # which is not known before the window is first shown.
 SCREEN_MARGIN = 32
-_INT_RANGES = {
-    S.MAX_RECORDING_SECONDS.name: (10, 3 * 3600),
-    S.HISTORY_MAX_ENTRIES.name: (0, 100_000),
-}
 
 
 class _Editor:
@@ -75,8 +61,8 @@ class _Editor:
             self.widget = combo
         elif setting.type is int:
             spin = QSpinBox()
-            low, high = _INT_RANGES.get(setting.name, (0, 1_000_000))
-            spin.setRange(low, high)
+            low, high = setting.minimum, setting.maximum
+            spin.setRange(0 if low is None else low, 1_000_000 if high is None else high)
             spin.setValue(int(value))
             self.widget = spin
         elif setting.type is list:
