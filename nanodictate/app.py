@@ -23,8 +23,26 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real imports happen in `build`, after the tray can show
+    from PySide6.QtWidgets import QApplication
+
+    from nanodictate.core.history import History
+    from nanodictate.core.recorder import Recorder
+    from nanodictate.platform.base import PlatformBackends
+    from nanodictate.settings import Settings
+    from nanodictate.ui.clipboard import QtClipboard
+    from nanodictate.ui.controller import DictationController
+    from nanodictate.ui.download_dialog import DownloadOffer
+    from nanodictate.ui.menu import TrayMenu
+    from nanodictate.ui.model_download import ModelDownloader
+    from nanodictate.ui.notifications import TrayNotifier
+    from nanodictate.ui.settings_window import SettingsWindow
+    from nanodictate.ui.tray import Tray
+    from nanodictate.ui.worker import EngineService
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +131,8 @@ def run_app(argv: Sequence[str]) -> int:
     app.setQuitOnLastWindowClosed(False)
 
     # One instance per user: hand over to the running one.
-    holder: dict[str, Any] = {}
-    server = InstanceServer(lambda command: holder["handle"](command))
+    running: TrayApp | None = None
+    server = InstanceServer(lambda command: running is not None and running.handle(command))
     if not server.listen():
         answer = send_command("show")
         print("nanodictate is already running" + ("; opened its settings." if answer else "."))
@@ -132,9 +150,8 @@ def run_app(argv: Sequence[str]) -> int:
         server.close()
         return 1
 
-    parts = _build(app, holder)
-    report_path: Path | None = parts["report_path"]
-    tray = parts["tray"]
+    running = parts = build(app)
+    tray = parts.tray
     tray.icon.show()
     tray_ms = (time.monotonic() - started) * 1000
     log.info("Tray icon shown %.0f ms after launch", tray_ms)
@@ -143,17 +160,16 @@ def run_app(argv: Sequence[str]) -> int:
 
     def after_show() -> None:
         # After the icon is up, so slow parts (grabs, opening the microphone) cannot delay it.
-        problems = _start_services(parts)
+        problems = parts.start_services()
         from nanodictate.core.asr.memory import process_rss
 
-        _write_report(
-            report_path,
+        parts.report(
             {
                 "event": "started",
                 "tray_ms": round(tray_ms, 1),
                 "ready_ms": round((time.monotonic() - started) * 1000, 1),
                 "rss_mb": round(process_rss() / 2**20, 1),
-                "platform": parts["backends"].name,
+                "platform": parts.backends.name,
                 "hotkey_problems": problems,
                 "pid": os.getpid(),
                 "tray_state": tray.state.value,
@@ -166,7 +182,7 @@ def run_app(argv: Sequence[str]) -> int:
     try:
         return int(app.exec())
     finally:
-        _shutdown(parts)
+        parts.shutdown()
         server.close()
 
 
@@ -187,8 +203,106 @@ def _quit_on_signals(app: Any) -> None:
     ticker.start(250)
 
 
-def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class TrayApp:
+    """Every long-lived part of the running app, built once by `build`, ended by `shutdown`."""
+
+    qt: QApplication
+    settings: Settings
+    history: History
+    recorder: Recorder
+    backends: PlatformBackends
+    engine: EngineService
+    controller: DictationController
+    notifier: TrayNotifier
+    tray: Tray
+    menu: TrayMenu
+    downloader: ModelDownloader
+    download_offer: DownloadOffer
+    models_dir: Path
+    clipboard: QtClipboard
+    selection: QtClipboard | None  # X11's PRIMARY, for xterm-like terminals
+    report_path: Path | None
+    settings_window: SettingsWindow | None = None
+
+    def handle(self, command: str) -> bool:
+        """A command from another `nanodictate` process (single-instance handoff)."""
+        if command == "show":
+            self.show_settings()
+            return True
+        return self.controller.command(command)
+
+    def show_settings(self) -> None:
+        from nanodictate.ui.settings_window import SettingsWindow
+
+        if self.settings_window is None:
+            self.settings_window = SettingsWindow(self.settings)
+        window = self.settings_window
+        window.reload()
+        window.show()
+        window.raise_()
+        window.activateWindow()
+
+    def start_services(self) -> list[str]:
+        """After the icon is up: hotkeys, microphone, and what the user must be told."""
+        from nanodictate.core.models.store import FUN_ASR_MLT_NANO, folder_problem, model_folder
+        from nanodictate.ui.setting_effects import start_microphone
+
+        hotkeys, notifier = self.backends.hotkeys, self.notifier
+        available, reason = hotkeys.availability()
+        if available:
+            hotkeys.start(self.controller.hotkey_event)
+            problems = self.controller.apply_hotkeys()
+        else:
+            problems = [reason]
+            notifier.show(
+                "No global hotkeys here",
+                f"{reason} Bind a key to `nanodictate toggle` in your desktop's keyboard settings.",
+                level="warning",
+            )
+        if self.settings.damaged_backup is not None:
+            notifier.show(
+                "Settings were damaged",
+                "The settings file could not be read, so nanodictate uses its defaults. The "
+                f"old file is kept as {self.settings.damaged_backup}.",
+                level="warning",
+            )
+        start_microphone(self.controller)
+        self.controller.offer_recovery()
+        problem = folder_problem(FUN_ASR_MLT_NANO, model_folder(FUN_ASR_MLT_NANO, self.models_dir))
+        if problem is not None:
+            log.warning("Speech model not usable: %s", problem)
+            self.download_offer.offer(problem)
+        return problems
+
+    def report(self, record: dict[str, Any]) -> None:
+        _write_report(self.report_path, record)
+
+    def shutdown(self) -> None:
+        log.info("Shutting down")
+        steps = [
+            self.controller.shutdown,
+            self.backends.close,
+            self.recorder.close,
+            self.engine.stop,
+            self.downloader.cancel,
+            self.history.close,
+            self.clipboard.release,
+        ]
+        if self.selection is not None:
+            steps.append(self.selection.release)
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("Shutdown step %s failed", getattr(step, "__qualname__", step))
+        self.tray.icon.hide()
+
+
+def build(qt: QApplication) -> TrayApp:
     import sounddevice
+    from PySide6.QtGui import QClipboard, QGuiApplication
+    from PySide6.QtWidgets import QSystemTrayIcon
 
     from nanodictate import settings as S
     from nanodictate.core.history import History
@@ -208,11 +322,9 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
     from nanodictate.ui.worker import EngineService
 
     settings = S.Settings()
-    history = History(max_entries=settings.get(S.HISTORY_MAX_ENTRIES))
-    microphone = settings.get(S.MICROPHONE)
     recorder = Recorder(
         sounddevice,
-        device=microphone or None,
+        device=settings.get(S.MICROPHONE) or None,
         max_seconds=float(settings.get(S.MAX_RECORDING_SECONDS)),
         keep_open=settings.get(S.KEEP_MICROPHONE_OPEN),
     )
@@ -220,90 +332,76 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
     keyboard_ok, _reason = backends.keyboard.availability()
     focus_ok, _reason = backends.focus.availability()
     clipboard = QtClipboard()
-    # X11's PRIMARY selection, which xterm-like terminals paste with Shift+Insert.
-    from PySide6.QtGui import QClipboard, QGuiApplication
-
     selection = (
         QtClipboard(mode=QClipboard.Mode.Selection)
         if QGuiApplication.clipboard().supportsSelection()
         else None
-    )
-    output = TextOutput(
-        clipboard,
-        backends.keyboard if keyboard_ok else None,
-        backends.focus if focus_ok else None,
-        selection=selection,
     )
     models_dir = _models_dir(settings)
     engine = EngineService(_engine_factory(models_dir, default_cache_dir()))
     if os.environ.get(TEST_MINUTE_ENV):
         engine.worker.minute_ms = int(os.environ[TEST_MINUTE_ENV])
     report = os.environ.get(TEST_REPORT_ENV)
-    report_path = Path(report) if report else None
-
-    # The tray icon first (the notifier needs it), then the controller that drives it.
-    from PySide6.QtWidgets import QSystemTrayIcon
-
-    icon = QSystemTrayIcon()
+    icon = QSystemTrayIcon()  # first: the notifier needs it
     notifier = TrayNotifier(icon)
+    history = History(max_entries=settings.get(S.HISTORY_MAX_ENTRIES))
     controller = DictationController(
         settings=settings,
         recorder=recorder,
         engine=engine,
         history=history,
-        output=output,
+        output=TextOutput(
+            clipboard,
+            backends.keyboard if keyboard_ok else None,
+            backends.focus if focus_ok else None,
+            selection=selection,
+        ),
         notifier=notifier,
         hotkeys=backends.hotkeys,
         focus=backends.focus if focus_ok else None,
         sounds=Sounds(sounddevice),
         spool=RecordingSpool(),
     )
-    if report_path is not None:
-        controller.dictation_finished.connect(lambda record: _write_report(report_path, record))
     tray = Tray(controller, settings, icon=icon)
-    if report_path is not None:
-        tray.tooltip_changed.connect(
-            lambda text: _write_report(
-                report_path,
-                {"event": "tray", "state": tray.state.value, "tooltip": text, "time": time.time()},
-            )
-        )
     downloader = ModelDownloader(models_dir)
-    windows: dict[str, Any] = {}
-
-    def show_settings() -> None:
-        from nanodictate.ui.settings_window import SettingsWindow
-
-        window = windows.get("settings")
-        if window is None:
-            window = windows["settings"] = SettingsWindow(settings)
-        window.reload()
-        window.show()
-        window.raise_()
-        window.activateWindow()
-
     menu = TrayMenu(
         settings,
         controller,
         history,
-        on_settings=show_settings,
-        on_quit=app.quit,
+        on_settings=lambda: parts.show_settings(),
+        on_quit=qt.quit,
         # Opens the confirmation dialog; only its Download button downloads.
-        on_download=lambda: download_offer.confirm(),
+        on_download=lambda: parts.download_offer.confirm(),
         list_microphones=lambda: [d.name for d in list_input_devices(sounddevice)],
     )
     tray.icon.setContextMenu(menu)
-
     download_offer = DownloadOffer(downloader, notifier, menu, tray)
     controller.model_missing.connect(download_offer.offer)
-
-    def handle(command: str) -> bool:
-        if command == "show":
-            show_settings()
-            return True
-        return controller.command(command)
-
-    holder["handle"] = handle
+    parts = TrayApp(
+        qt=qt,
+        settings=settings,
+        history=history,
+        recorder=recorder,
+        backends=backends,
+        engine=engine,
+        controller=controller,
+        notifier=notifier,
+        tray=tray,
+        menu=menu,
+        downloader=downloader,
+        download_offer=download_offer,
+        models_dir=models_dir,
+        clipboard=clipboard,
+        selection=selection,
+        report_path=Path(report) if report else None,
+    )
+    if parts.report_path is not None:
+        controller.dictation_finished.connect(parts.report)
+        tray.tooltip_changed.connect(
+            lambda text: parts.report(
+                {"event": "tray", "state": tray.state.value, "tooltip": text, "time": time.time()}
+            )
+        )
 
     def on_setting(setting: Any, value: Any) -> None:
         if setting is S.START_AT_LOGIN:
@@ -313,76 +411,4 @@ def _build(app: Any, holder: dict[str, Any]) -> dict[str, Any]:
                 notifier.show("Start at login", "Not supported on this system yet.")
 
     settings.add_listener(on_setting)
-    return {
-        "app": app,
-        "settings": settings,
-        "history": history,
-        "recorder": recorder,
-        "backends": backends,
-        "engine": engine,
-        "controller": controller,
-        "tray": tray,
-        "menu": menu,
-        "notifier": notifier,
-        "downloader": downloader,
-        "models_dir": models_dir,
-        "report_path": report_path,
-        "offer_download": download_offer.offer,
-        "clipboard": clipboard,
-        "selection": selection,
-    }
-
-
-def _start_services(parts: dict[str, Any]) -> list[str]:
-    from nanodictate.core.models.store import FUN_ASR_MLT_NANO, folder_problem, model_folder
-    from nanodictate.ui.setting_effects import start_microphone
-
-    controller, backends, notifier = parts["controller"], parts["backends"], parts["notifier"]
-    problems: list[str] = []
-    available, reason = backends.hotkeys.availability()
-    if available:
-        backends.hotkeys.start(controller.hotkey_event)
-        problems = controller.apply_hotkeys()
-    else:
-        problems = [reason]
-        notifier.show(
-            "No global hotkeys here",
-            f"{reason} Bind a key to `nanodictate toggle` in your desktop's keyboard settings.",
-            level="warning",
-        )
-    backup = parts["settings"].damaged_backup
-    if backup is not None:
-        notifier.show(
-            "Settings were damaged",
-            f"The settings file could not be read, so nanodictate uses its defaults. The old "
-            f"file is kept as {backup}.",
-            level="warning",
-        )
-    start_microphone(controller)
-    controller.offer_recovery()
-    folder = model_folder(FUN_ASR_MLT_NANO, parts["models_dir"])
-    problem = folder_problem(FUN_ASR_MLT_NANO, folder)
-    if problem is not None:
-        log.warning("Speech model not usable: %s", problem)
-        parts["offer_download"](problem)
-    return problems
-
-
-def _shutdown(parts: dict[str, Any]) -> None:
-    log.info("Shutting down")
-    steps = (
-        parts["controller"].shutdown,
-        parts["backends"].close,
-        parts["recorder"].close,
-        parts["engine"].stop,
-        parts["downloader"].cancel,
-        parts["history"].close,
-        parts["clipboard"].release,
-        *([parts["selection"].release] if parts["selection"] is not None else []),
-    )
-    for step in steps:
-        try:
-            step()
-        except Exception:
-            log.exception("Shutdown step %s failed", getattr(step, "__qualname__", step))
-    parts["tray"].icon.hide()
+    return parts
