@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-#: Window classes (lower case) of terminal emulators, where Ctrl+V is a control character:
-#: most paste with Ctrl+Shift+V, those in PRIMARY_PASTE_WINDOW_CLASSES with Shift+Insert.
-#: Matched against both parts of X11's WM_CLASS (instance and class).
-TERMINAL_WINDOW_CLASSES: frozenset[str] = frozenset(
+#: Terminals whose stock key bindings have no Ctrl+Shift+V paste but paste the PRIMARY
+#: selection on Shift+Insert (lower case, a subset of TERMINAL_WINDOW_CLASSES):
+#: - xterm / uxterm / koi8rxterm: the default translations bind Shift+Insert to
+#:   insert-selection(SELECT, CUT_BUFFER0) (PRIMARY, or CLIPBOARD with selectToClipboard);
+#:   Ctrl+Shift+V just sends ^V.
+#: - rxvt, rxvt-unicode (urxvt): Shift+Insert pastes PRIMARY; in urxvt Ctrl+Shift starts
+#:   ISO 14755 character entry, so Ctrl+Shift+V types nothing useful. Its CLIPBOARD paste is
+#:   Ctrl+Meta+V (9.20+), which older versions lack.
+#: - aterm, Eterm, mrxvt: rxvt derivatives with the same Shift+Insert paste.
+#: Not here: st binds Ctrl+Shift+V to a CLIPBOARD paste (config.def.h, `TERMMOD, XK_V`), as do
+#: gnome-terminal, konsole, alacritty, kitty, xfce4-terminal and the other VTE/Qt terminals.
+PRIMARY_PASTE_WINDOW_CLASSES: frozenset[str] = frozenset(
     {
         "xterm",
         "uxterm",
@@ -23,6 +31,15 @@ TERMINAL_WINDOW_CLASSES: frozenset[str] = frozenset(
         "aterm",
         "eterm",
         "mrxvt",
+    }
+)
+
+
+#: Window classes (lower case) of terminal emulators, where Ctrl+V is a control character:
+#: most paste with Ctrl+Shift+V, those in PRIMARY_PASTE_WINDOW_CLASSES with Shift+Insert.
+#: Matched against both parts of X11's WM_CLASS (instance and class).
+TERMINAL_WINDOW_CLASSES: frozenset[str] = PRIMARY_PASTE_WINDOW_CLASSES | frozenset(
+    {
         "gnome-terminal",
         "gnome-terminal-server",
         "org.gnome.terminal",
@@ -68,33 +85,6 @@ TERMINAL_WINDOW_CLASSES: frozenset[str] = frozenset(
         "blackbox",
         "com.raggesilver.blackbox",
         "warp",
-    }
-)
-
-
-#: Terminals whose stock key bindings have no Ctrl+Shift+V paste but paste the PRIMARY
-#: selection on Shift+Insert (lower case, a subset of TERMINAL_WINDOW_CLASSES):
-#: - xterm / uxterm / koi8rxterm: the default translations bind Shift+Insert to
-#:   insert-selection(SELECT, CUT_BUFFER0) (PRIMARY, or CLIPBOARD with selectToClipboard);
-#:   Ctrl+Shift+V just sends ^V.
-#: - rxvt, rxvt-unicode (urxvt): Shift+Insert pastes PRIMARY; in urxvt Ctrl+Shift starts
-#:   ISO 14755 character entry, so Ctrl+Shift+V types nothing useful. Its CLIPBOARD paste is
-#:   Ctrl+Meta+V (9.20+), which older versions lack.
-#: - aterm, Eterm, mrxvt: rxvt derivatives with the same Shift+Insert paste.
-#: Not here: st binds Ctrl+Shift+V to a CLIPBOARD paste (config.def.h, `TERMMOD, XK_V`), as do
-#: gnome-terminal, konsole, alacritty, kitty, xfce4-terminal and the other VTE/Qt terminals.
-PRIMARY_PASTE_WINDOW_CLASSES: frozenset[str] = frozenset(
-    {
-        "xterm",
-        "uxterm",
-        "koi8rxterm",
-        "rxvt",
-        "urxvt",
-        "urxvt-unicode",
-        "rxvt-unicode",
-        "aterm",
-        "eterm",
-        "mrxvt",
     }
 )
 
