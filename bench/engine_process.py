@@ -116,13 +116,9 @@ def main() -> int:
         if args.smoke:
             args.replica = str(build_replica(Path(scratch) / "replica"))
         elif args.replica is None:
-            from platformdirs import user_cache_dir
+            from common import full_replica
 
-            folder = Path(user_cache_dir("nanodictate-bench")) / "replica-full"
-            if not (folder / "model.pt").is_file():
-                print(f"building the full-size replica in {folder} (once)…", file=sys.stderr)
-                build_replica(folder, full=True)
-            args.replica = str(folder)
+            args.replica = str(full_replica())
         args.cache = str(Path(scratch) / "int8-cache")
         _run("in process", args, 16000)  # makes the INT8 cache; not counted
         results: dict[str, list[dict[str, float]]] = {"in process": [], "own process": []}

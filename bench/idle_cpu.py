@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -165,22 +163,13 @@ def _stop_keepalive(desk: Any) -> None:
 
 
 def _machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import sounddevice
 
     pulse = subprocess.run(["pulseaudio", "--version"], capture_output=True, text=True)
+    from common import machine_basics
+
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **machine_basics(),
         "sounddevice": sounddevice.__version__,
         "portaudio": sounddevice.get_portaudio_version()[1],
         "pulseaudio": pulse.stdout.strip(),

@@ -336,18 +336,11 @@ def measure_app_at_rest(models: Path, runs: int = 3) -> dict[str, Any]:
 
 def machine() -> dict[str, Any]:
     import torch
+    from common import cpu_name
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "gpu": gpu,
         "torch": torch.__version__,
@@ -462,15 +455,9 @@ def main() -> int:
             args.replica = str(build_replica(Path(scratch) / "replica"))
             args.tokens = min(args.tokens, 4)
         elif args.replica is None:
-            from platformdirs import user_cache_dir
+            from common import full_replica
 
-            from nanodictate.testing.replica import build_replica
-
-            folder = Path(user_cache_dir("nanodictate-bench")) / "replica-full"
-            if not (folder / "model.pt").is_file():
-                print(f"building the full-size replica in {folder} (once)…", file=sys.stderr)
-                build_replica(folder, full=True)
-            args.replica = str(folder)
+            args.replica = str(full_replica())
         args.cache = args.cache or str(Path(scratch) / "int8-cache")
 
         columns: dict[str, dict[str, Any]] = {}
