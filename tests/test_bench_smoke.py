@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.timeout(900)  # several fresh processes, each importing torch and funasr
 def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "smoke.json"
     done = subprocess.run(
@@ -37,6 +40,7 @@ def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     assert app["rss_at_rest_mb"] > 0 and app["torch_loaded"] == 0.0
 
 
+@pytest.mark.timeout(900)
 def test_engine_process_bench_smoke_compares_both_sides(tmp_path: Path) -> None:
     out = tmp_path / "engine-process.json"
     done = subprocess.run(
