@@ -53,7 +53,7 @@ def _session(
     *,
     tray: bool,
     audio: bool,
-    watchdog_s: float = 120.0,
+    watchdog_s: float = 300.0,  # pytest-timeout's limit too: a test that hangs is ended
 ) -> Iterator[DesktopSession]:
     missing = missing_tools(tray=tray, audio=audio)
     if missing:
