@@ -37,7 +37,11 @@ class EngineLink(QObject):
         self.state = EngineState.UNLOADED
         self.memory: Any = None
         self.last_load: LoadReport | None = None
+        # A load asked for and not yet begun: presses while the engine's process starts must
+        # not queue one load each (they filled the queue, and a dictation was refused).
+        self._load_asked = False
         self.worker.state_changed.connect(self._on_state)
+        self.worker.load_failed.connect(self._on_load_failed)
         self.worker.memory_changed.connect(self._on_memory)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.engine_restarting.connect(self._on_restarting)
@@ -53,7 +57,11 @@ class EngineLink(QObject):
             return False
 
     def load(self) -> bool:
-        return self.submit(LoadRequest(self.settings.get(S.PRECISION), self.settings.get(S.DEVICE)))
+        if self._load_asked:
+            return True
+        request = LoadRequest(self.settings.get(S.PRECISION), self.settings.get(S.DEVICE))
+        self._load_asked = self.submit(request)
+        return self._load_asked
 
     def unload(self, reason: str) -> bool:
         return self.submit(UnloadRequest(reason))
@@ -82,7 +90,13 @@ class EngineLink(QObject):
     @Slot(object)
     def _on_state(self, state: EngineState) -> None:
         self.state = EngineState(state)
+        if self.state is not EngineState.UNLOADED:
+            self._load_asked = False
         self.state_changed.emit(self.state.value)
+
+    @Slot(object)
+    def _on_load_failed(self, _failure: Failure) -> None:
+        self._load_asked = False
 
     @Slot(object)
     def _on_memory(self, report: Any) -> None:

@@ -466,3 +466,39 @@ def test_history_on_a_full_disk_still_pastes_and_tells_fake_engine(
         rig.service.stop()
         rig.recorder.close()
         rig.history.close()
+
+
+class SlowStartEngine(FakeEngine):
+    """Says nothing until `started` is set, as the engine's process while it starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    def load(self, precision: Any = "int8", device: Any = "auto") -> LoadReport:
+        self.started.wait(5)
+        return super().load(precision, device)
+
+
+def test_presses_while_the_engine_starts_ask_for_one_load_fake_engine(
+    qtbot: Any, tmp_path: Path, hotkeys: FakeHotkeys
+) -> None:
+    engine = SlowStartEngine()
+    rig = Rig(tmp_path, engine, hotkeys)
+    try:
+        for _ in range(12):  # more than the worker's queue holds
+            rig.hotkeys.fire("dictate", True)
+            qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+            rig.clock.now += 0.05  # a tap: no transcription
+            rig.hotkeys.fire("dictate", False)
+            qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
+        engine.started.set()
+        qtbot.waitUntil(lambda: rig.controller.engine.state == "ready", timeout=WAIT_MS)
+        qtbot.wait(100)
+        assert engine.names().count("load") == 1
+        assert "Busy" not in rig.notifier.titles()
+    finally:
+        rig.controller.shutdown()
+        rig.service.stop()
+        rig.recorder.close()
+        rig.history.close()
