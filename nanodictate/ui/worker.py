@@ -107,6 +107,7 @@ class EngineWorker(QObject):
     drained = Signal()  # the queue is empty again: the worker waits for the next request
 
     _wake = Signal()
+    _stop = Signal()
 
     def __init__(self, engine_factory: Callable[[], Transcriber], max_pending: int = MAX_PENDING):
         super().__init__()
@@ -122,6 +123,7 @@ class EngineWorker(QObject):
         self._offloaded.setSingleShot(True)
         self._offloaded.timeout.connect(self._on_offloaded_idle)
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
+        self._stop.connect(self.shutdown, Qt.ConnectionType.QueuedConnection)
         self.minute_ms = 60_000  # tests shrink a minute
 
     # ------------------------------------------------------------------ any thread
@@ -341,7 +343,11 @@ class EngineService(QObject):
     def stop(self, timeout_ms: int = 10_000) -> None:
         if not self.thread_.isRunning():
             return
-        # Unload on the worker thread (the engine belongs to it), then end the thread.
-        QTimer.singleShot(0, self.worker, self.worker.shutdown)
+        # Unload on the worker thread (the engine belongs to it), then end the thread. A queued
+        # signal, not QTimer.singleShot to the worker: from another thread that sometimes
+        # never fired, and the thread then outlived its QThread object (a crash).
+        self.worker._stop.emit()
         if not self.thread_.wait(timeout_ms):
-            log.warning("The engine thread did not stop in time")
+            log.warning("The engine thread did not stop in time; ending its event loop")
+            self.thread_.quit()
+            self.thread_.wait(timeout_ms)
