@@ -13,55 +13,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
-from typing import Any
 
-from ui_fakes import FakeEngine
-
-from nanodictate.core.transcriber import EngineState
 from nanodictate.testing.replica import DETERMINISTIC_TEXT
-from nanodictate.ui.worker import EngineService, LoadRequest, TranscribeRequest
 
 WAIT_MS = 10_000
-
-
-class ThreadLocalProbeEngine(FakeEngine):
-    """Remembers a threading.local value set at load: it lives in the Python thread state."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.local = threading.local()
-        self.seen_at_transcribe: list[Any] = []
-
-    def load(self, precision: Any = "int8", device: Any = "auto") -> Any:
-        if self.state is EngineState.UNLOADED:  # the transcription's request loads again
-            self.local.marker = "set while loading"
-        return super().load(precision, device)
-
-    def transcribe(self, *args: Any, **kwargs: Any) -> Any:
-        self.seen_at_transcribe.append(getattr(self.local, "marker", None))
-        return super().transcribe(*args, **kwargs)
-
-
-def _transcribe_request(job_id: int) -> TranscribeRequest:
-    import numpy as np
-
-    return TranscribeRequest(job_id, np.zeros(16000, np.float32), 16000, "en", "int8", "cpu")
-
-
-def test_thread_state_survives_between_requests_fake_engine(qtbot: Any) -> None:
-    engine = ThreadLocalProbeEngine()
-    service = EngineService(lambda: engine)
-    try:
-        with qtbot.waitSignals([service.worker.loaded, service.worker.drained], timeout=WAIT_MS):
-            service.submit(LoadRequest("int8", "cpu"))
-        # The load's slot has returned: the transcription comes in a slot of its own.
-        with qtbot.waitSignal(service.worker.transcribed, timeout=WAIT_MS):
-            service.submit(_transcribe_request(1))
-    finally:
-        service.stop()
-    assert engine.seen_at_transcribe == ["set while loading"]
 
 
 _LOAD_THEN_TRANSCRIBE = textwrap.dedent(
