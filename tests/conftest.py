@@ -59,15 +59,26 @@ def speech_detector(vad_model_dir: Path) -> Iterator[SpeechDetector]:
 
 @pytest.fixture(scope="session")
 def models_root(tmp_path_factory: pytest.TempPathFactory, vad_model_dir: Path) -> Path:
-    """A models folder as the app expects it: the tiny deterministic replica and FSMN-VAD."""
+    """A models folder as the app expects it: the tiny deterministic replica, shaped like the
+    release (wrapped model.pt, CTC branch declared in config.yaml but absent), and FSMN-VAD."""
     import shutil
 
     from nanodictate.testing.replica import build_replica
 
     root = tmp_path_factory.mktemp("models")
-    build_replica(root / "Fun-ASR-MLT-Nano-2512", deterministic=True)
+    build_replica(root / "Fun-ASR-MLT-Nano-2512", deterministic=True, layout="release")
     shutil.copytree(vad_model_dir, root / "fsmn-vad")
     return root
+
+
+@pytest.fixture(scope="session")
+def flat_replica(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny deterministic replica in the older flat layout: model.pt is the plain state
+    dict and config.yaml declares no CTC branch."""
+    from nanodictate.testing.replica import build_replica
+
+    folder = tmp_path_factory.mktemp("flat-replica") / "Fun-ASR-MLT-Nano-2512"
+    return build_replica(folder, deterministic=True, layout="flat")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ import os
 import shutil
 import socket
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -358,6 +360,97 @@ def test_partial_file_from_one_hub_is_resumed_on_the_other(
     assert from_modelscope.status == 206
     # Small files finished on Hugging Face match ModelScope's own sha256: not fetched again.
     assert [r.path for r in vad_hub.file_requests(hub="ms")] == ["model.pt"]
+
+
+# --- the hubs serve different checkpoints ---------------------------------------------------
+
+
+@dataclass
+class SplitHub(FakeHub):
+    """ModelScope lists and serves its own model.pt, as the real hubs may (funasr issue 3496:
+    for Fun-ASR-Nano their checkpoints differ); every other file is the same on both."""
+
+    ms_checkpoint: bytes = b""
+
+    def ms_listing(self) -> dict[str, object]:
+        listing = super().ms_listing()
+        for entry in listing["Data"]["Files"]:  # type: ignore[index]
+            if entry.get("Path") == "model.pt":
+                entry.update(Size=len(self.ms_checkpoint), Sha256=sha256(self.ms_checkpoint))
+        return listing
+
+
+def other_checkpoint(like: bytes) -> bytes:
+    """A valid checkpoint of the same size as `like` but other content: only hashes differ."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("archive/data/0", bytes(range(255, -1, -1)) * (CHECKPOINT_PAYLOAD // 256))
+        archive.writestr("archive/version", b"3\n")
+    data = buffer.getvalue()
+    assert len(data) == len(like) and data != like
+    return data
+
+
+@pytest.fixture
+def split_hub() -> Iterator[SplitHub]:
+    files = model_files(FUN_ASR_MLT_NANO, CHECKPOINT_PAYLOAD)
+    hub = SplitHub(FUN_ASR_MLT_NANO, files, ms_checkpoint=other_checkpoint(files["model.pt"]))
+    hub.corrupt[("ms", "model.pt")] = hub.ms_checkpoint  # served by ModelScope, and listed
+    yield from serve(hub)
+
+
+def test_a_partial_checkpoint_is_not_resumed_on_a_hub_serving_another(
+    split_hub: SplitHub, tmp_path: Path
+) -> None:
+    # Hugging Face drops model.pt part-way, then fails it; ModelScope lists another model.pt
+    # of the same size. Its bytes must not complete Hugging Face's half.
+    split_hub.cut_once[("hf", "model.pt")] = 300_000
+    split_hub.fail_after_cut.add(("hf", "model.pt"))
+    folder = download_model(FUN_ASR_MLT_NANO, tmp_path, endpoints=split_hub.endpoints)
+
+    verify_model_folder(FUN_ASR_MLT_NANO, folder)
+    assert (folder / "model.pt").read_bytes() == split_hub.ms_checkpoint
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["files"]["model.pt"]["source"] == "modelscope"
+    assert manifest["files"]["model.pt"]["sha256"] == sha256(split_hub.ms_checkpoint)
+    [from_modelscope] = split_hub.file_requests(hub="ms", path="model.pt")
+    assert from_modelscope.range in (None, "bytes=0-")  # started over
+    # The small files finished on Hugging Face match ModelScope's hashes: kept.
+    assert [r.path for r in split_hub.file_requests(hub="ms")] == ["model.pt"]
+
+
+@pytest.mark.parametrize("first", ["huggingface", "modelscope"])
+def test_each_hubs_checkpoint_is_checked_against_its_own_hash(
+    split_hub: SplitHub, tmp_path: Path, first: str
+) -> None:
+    second = "modelscope" if first == "huggingface" else "huggingface"
+    checkpoints = {
+        "huggingface": split_hub.files["model.pt"],
+        "modelscope": split_hub.ms_checkpoint,
+    }
+    folder = download_model(
+        FUN_ASR_MLT_NANO, tmp_path, source=first, fallback=False, endpoints=split_hub.endpoints
+    )  # type: ignore[arg-type]
+    assert (folder / "model.pt").read_bytes() == checkpoints[first]
+
+    # Repairing from the other hub: the installed model.pt does not match that hub's hash, so
+    # it is fetched again; the other hub's file passes its own hub's check.
+    before = len(split_hub.file_requests())
+    download_model(
+        FUN_ASR_MLT_NANO,
+        tmp_path,
+        source=second,  # type: ignore[arg-type]
+        fallback=False,
+        endpoints=split_hub.endpoints,
+        force=True,
+    )
+    verify_model_folder(FUN_ASR_MLT_NANO, folder)
+    assert (folder / "model.pt").read_bytes() == checkpoints[second]
+    assert [r.path for r in split_hub.file_requests()[before:]] == ["model.pt"]
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert manifest["files"]["model.pt"]["sha256"] == sha256(checkpoints[second])
+    assert manifest["files"]["model.pt"]["source"] == second
 
 
 # --- failures -------------------------------------------------------------------------------

@@ -1,5 +1,12 @@
 """The Fun-ASR-MLT-Nano replica loads through funasr like the real model and, when
-deterministic, says exactly DETERMINISTIC_TEXT whatever it hears."""
+deterministic, says exactly DETERMINISTIC_TEXT whatever it hears.
+
+Here the replica goes through plain ``funasr.AutoModel`` (the app's own loading, which builds
+no CTC branch, is in tests/test_release_layout.py). Like the release, the replica's config.yaml
+declares a CTC branch whose tokenizer has no vocabulary path; plain funasr 1.4.16 then looks
+for the vocabulary inside its own package and fails, so these loads name the folder's
+``multilingual.tiktoken``, as a user of plain funasr has to.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +27,33 @@ import torch
 from nanodictate.testing.replica import (
     DETERMINISTIC_TEXT,
     DETERMINISTIC_TOKENS,
+    FULL_DIMS,
     LLM_DIR,
+    TINY_DIMS,
     build_replica,
     deterministic_text,
     main,
 )
+from nanodictate.testing.replica_release import config_yaml
 
 SAMPLE_RATE = 16000
 
 
-def _load(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
-    """AutoModel as the app loads it, and what funasr printed meanwhile."""
+def _load(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, *, ctc_vocabulary: bool = True
+) -> tuple[Any, str]:
+    """Plain funasr AutoModel, offline, and what funasr printed meanwhile.
+
+    ``ctc_vocabulary`` gives funasr the folder's multilingual.tiktoken for the CTC tokenizer
+    the release's config.yaml declares (see the module docstring).
+    """
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    vocabulary = str(model_dir / "multilingual.tiktoken")
+    overrides: dict[str, Any] = (
+        {"dataset_conf": {"ctc_tokenizer_conf": {"vocab_path": vocabulary}}}
+        if ctc_vocabulary
+        else {}
+    )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         from funasr import AutoModel
@@ -43,8 +65,25 @@ def _load(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, str]:
             disable_pbar=True,
             ncpu=2,
             log_level="WARNING",
+            **overrides,
         )
     return model, printed.getvalue()
+
+
+def _missed_keys(printed: str) -> list[str]:
+    """The parameters funasr's loader found no weights for ("Warning, miss key in ckpt")."""
+    prefix = "Warning, miss key in ckpt: "
+    return [
+        line.removeprefix(prefix).split(",")[0]
+        for line in printed.splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    state: dict[str, torch.Tensor] = saved.get("state_dict", saved)
+    return state
 
 
 def _speech(tmp_path: Path) -> torch.Tensor:
@@ -101,19 +140,78 @@ def test_layout_matches_the_release(deterministic_dir: Path) -> None:
     assert config["llm_conf"]["llm_dtype"] == "bf16"
     assert config["frontend_conf"]["lfr_m"] == 7
     assert config["tokenizer"] == "HuggingfaceTokenizer"
+    # The CTC branch is declared, with the tiny encoder's width, though model.pt lacks it.
+    assert config["ctc_decoder"] == "Transformer" and config["detach_ctc_decoder"] is True
+    assert config["ctc_decoder_conf"] == {
+        "downsample_rate": 1,
+        "ffn_dim": TINY_DIMS.ctc_ffn,
+        "llm_dim": TINY_DIMS.encoder_dim,
+        "encoder_dim": TINY_DIMS.encoder_dim,
+        "n_layer": TINY_DIMS.ctc_layers,
+    }
+    assert config["dataset_conf"]["ctc_tokenizer"] == "SenseVoiceTokenizer"
+    assert config["dataset_conf"]["ctc_tokenizer_conf"]["vocab_path"] is None
 
     total = sum(p.stat().st_size for p in deterministic_dir.rglob("*") if p.is_file())
     assert total < 2_000_000  # tiny: about 0.8 MB
 
-    state = torch.load(deterministic_dir / "model.pt", map_location="cpu", weights_only=True)
-    prefixes = {key.split(".", 1)[0] for key in state}
-    assert prefixes == {"audio_encoder", "audio_adaptor", "llm"}
+    saved = torch.load(deterministic_dir / "model.pt", map_location="cpu", weights_only=True)
+    assert list(saved) == ["state_dict"]  # wrapped, as the release
+    prefixes = {key.split(".", 1)[0] for key in saved["state_dict"]}
+    assert prefixes == {"audio_encoder", "audio_adaptor", "llm"}  # no CTC tensors
+    info = json.loads((deterministic_dir / "replica.json").read_text(encoding="utf-8"))
+    assert info["layout"] == "release"
+
+
+def test_full_size_declares_the_real_ctc_branch() -> None:
+    config = config_yaml(FULL_DIMS, "release")
+    assert config["ctc_decoder_conf"] == {
+        "downsample_rate": 1,
+        "ffn_dim": 2048,
+        "llm_dim": 512,
+        "encoder_dim": 512,
+        "n_layer": 5,
+    }
+    assert config["ctc_conf"] == {
+        "dropout_rate": 0.0,
+        "ctc_type": "builtin",
+        "reduce": True,
+        "ignore_nan_grad": True,
+    }
+    assert config["dataset_conf"]["ctc_tokenizer_conf"] == {
+        "vocab_path": None,
+        "is_multilingual": True,
+        "num_languages": 8749,
+    }
+    flat = config_yaml(FULL_DIMS, "flat")
+    assert not [key for key in flat if "ctc" in key] and "dataset_conf" not in flat
+
+
+def test_unknown_layout_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="release, flat"):
+        build_replica(tmp_path / "x", layout="wrapped")  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+
+
+def test_plain_funasr_builds_the_ctc_branch_then_drops_it(
+    deterministic_dir: Path, loaded: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What funasr 1.4.16 does with the release: it builds the declared branch, finds none of
+    # its weights in model.pt and disables it after loading.
+    model, printed = loaded
+    missed = _missed_keys(printed)
+    assert missed and all(key.startswith(("ctc_decoder.", "ctc.")) for key in missed)
+    assert model.model.ctc_decoder is None and model.model.ctc is None
+    assert model.model.ctc_tokenizer is None
+    # Without a vocabulary path it looks inside its own package, which has none.
+    with pytest.raises(FileNotFoundError, match=r"whisper_lib.assets.multilingual\.tiktoken"):
+        _load(deterministic_dir, monkeypatch, ctc_vocabulary=False)
 
 
 def test_every_checkpoint_key_loads(deterministic_dir: Path, loaded: tuple[Any, str]) -> None:
     model, printed = loaded
-    assert "miss key" not in printed
-    saved = torch.load(deterministic_dir / "model.pt", map_location="cpu", weights_only=True)
+    assert not [key for key in _missed_keys(printed) if "ctc" not in key]
+    saved = _state_dict(deterministic_dir / "model.pt")
     built = model.model.state_dict()
     assert set(saved) == set(built)
     for key, tensor in saved.items():
@@ -190,13 +288,16 @@ def test_cli_prints_one_line_and_random_weights_decode(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out_dir = tmp_path / "random"
-    assert main([str(out_dir), "--seed", "7"]) == 0
+    assert main([str(out_dir), "--seed", "7", "--layout", "flat"]) == 0
     stdout = capfd.readouterr().out
     assert stdout.count("\n") == 1 and stdout.startswith("replica in ")
     info = json.loads((out_dir / "replica.json").read_text(encoding="utf-8"))
-    assert info["deterministic"] is False and info["seed"] == 7
+    assert info["deterministic"] is False and info["seed"] == 7 and info["layout"] == "flat"
+    saved = torch.load(out_dir / "model.pt", map_location="cpu", weights_only=True)
+    assert "state_dict" not in saved  # the flat layout: the plain state dict
 
-    model, printed = _load(out_dir, monkeypatch)
+    # The flat layout declares no CTC branch: plain funasr needs no vocabulary for it.
+    model, printed = _load(out_dir, monkeypatch, ctc_vocabulary=False)
     assert "miss key" not in printed
     # Benchmarks pin the token count like this; random ids must decode without error.
     result = model.generate(

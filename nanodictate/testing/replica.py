@@ -4,13 +4,18 @@ The replica is built from funasr's own ``FunASRNano`` class and written in the r
 repository's layout, so it loads through ``funasr.AutoModel`` exactly like the real model::
 
     OUT_DIR/
-      config.yaml            model: FunASRNano (encoder, adaptor, LLM, frontend, tokenizer)
+      config.yaml            model: FunASRNano (encoder, adaptor, LLM, frontend, tokenizer,
+                             and the CTC branch the release declares)
       configuration.json     file_path_metas: model.pt, config.yaml, Qwen3-0.6B
-      model.pt               one state dict: audio_encoder.*, audio_adaptor.*, llm.*
+      model.pt               {"state_dict": {audio_encoder.*, audio_adaptor.*, llm.*}}
       multilingual.tiktoken  small tiktoken vocabulary standing in for the CTC one
       Qwen3-0.6B/            config.json, tokenizer.json, tokenizer_config.json, vocab.json,
                              merges.txt
       replica.json           what was built (not in the real repo; funasr ignores it)
+
+Two layouts (:mod:`nanodictate.testing.replica_release`): ``"release"`` (default) as the
+release ships it, a wrapped checkpoint without CTC tensors and a config.yaml that declares a
+CTC branch anyway; ``"flat"``, the plain state dict and no CTC entries.
 
 Two sizes:
 
@@ -20,9 +25,9 @@ Two sizes:
   the release, the LLM is stored in bf16 and the encoder in fp32) for memory and speed
   benchmarks. Its embedding has the real 151 936 rows even though the tokenizer is small.
 
-The tokenizer is a byte-level BPE trained here on a small built-in multilingual text, so it
-encodes any UTF-8 (Chinese prompts included). It has the Qwen3 special tokens, but none of
-the real vocabulary, so random weights decode to gibberish.
+The tokenizer (:mod:`nanodictate.testing.replica_tokenizer`) is a byte-level BPE trained
+here. It has the Qwen3 special tokens, but none of the real vocabulary, so random weights
+decode to gibberish.
 
 Deterministic replicas (``--deterministic``)
 --------------------------------------------
@@ -54,13 +59,13 @@ Benchmarks: pin the number of decoded tokens with ``max_length=n`` plus
 replicas the embedding rows beyond the tokenizer are zero (logit exactly 0), so even random
 weights only emit ids the tokenizer decodes: random text, never an unknown id.
 
-Command line: ``python -m nanodictate.testing.replica OUT_DIR [--full] [--deterministic]``.
+Command line:
+``python -m nanodictate.testing.replica OUT_DIR [--full] [--deterministic] [--layout flat]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import json
 import os
@@ -68,39 +73,51 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
 import torch
-import yaml
-from tokenizers import (
-    AddedToken,
-    Regex,
-    Tokenizer,
-    decoders,
-    models,
-    normalizers,
-    pre_tokenizers,
-    trainers,
-)
+from tokenizers import Tokenizer
 
-from nanodictate.core.asr.funasr_runtime import import_funasr, quiet
+from nanodictate.core.asr.funasr_runtime import import_funasr, quiet, without_ctc
+from nanodictate.testing.replica_release import (
+    FULL_DIMS,
+    LAYOUTS,
+    LLM_DIR,
+    TINY_DIMS,
+    Layout,
+    ReplicaDims,
+    config_yaml,
+    configuration_json,
+    qwen3_config,
+    save_checkpoint,
+    write_json,
+    write_yaml,
+)
+from nanodictate.testing.replica_tokenizer import (
+    BOS,
+    EOS,
+    token_id,
+    train_tokenizer,
+    write_llm_tokenizer,
+    write_tiktoken,
+)
 
 __all__ = [
     "DETERMINISTIC_TEXT",
     "DETERMINISTIC_TOKENS",
     "FULL_DIMS",
     "FULL_PARAMS",
+    "LAYOUTS",
     "LLM_DIR",
     "TINY_DIMS",
+    "Layout",
     "ReplicaDims",
     "build_replica",
     "deterministic_text",
     "main",
 ]
-
-LLM_DIR: Final = "Qwen3-0.6B"
 
 # The sentence a deterministic replica says, split the way the replica's tokenizer splits it
 # (checked at build time). One token per piece, then <|im_end|>.
@@ -108,369 +125,10 @@ _CHAIN_PIECES: Final = ("This", " is", " the", " nanodictate", " replica", ".")
 DETERMINISTIC_TEXT: Final = "".join(_CHAIN_PIECES)
 DETERMINISTIC_TOKENS: Final = len(_CHAIN_PIECES)
 
-# Parameter count of the real model (unique tensors, tied embedding counted once).
+# Parameter count of the real model (unique tensors, tied embedding counted once; the release
+# has no CTC weights, and the replica's model is built without the CTC branch).
 FULL_PARAMS: Final = 829_800_000
 _FULL_PARAMS_TOLERANCE: Final = 0.005
-
-
-@dataclass(frozen=True)
-class ReplicaDims:
-    """Module sizes. ``llm_vocab=None`` means "as many rows as the tokenizer has ids"."""
-
-    encoder_dim: int
-    encoder_heads: int
-    encoder_ffn: int
-    encoder_blocks: int
-    encoder_tp_blocks: int
-    encoder_kernel: int
-    adaptor_ffn: int
-    adaptor_layers: int
-    llm_hidden: int
-    llm_layers: int
-    llm_heads: int
-    llm_kv_heads: int
-    llm_head_dim: int
-    llm_ffn: int
-    llm_vocab: int | None
-
-
-FULL_DIMS: Final = ReplicaDims(
-    encoder_dim=512,
-    encoder_heads=4,
-    encoder_ffn=2048,
-    encoder_blocks=50,
-    encoder_tp_blocks=20,
-    encoder_kernel=11,
-    adaptor_ffn=2048,
-    adaptor_layers=2,
-    llm_hidden=1024,
-    llm_layers=28,
-    llm_heads=16,
-    llm_kv_heads=8,
-    llm_head_dim=128,
-    llm_ffn=3072,
-    llm_vocab=151_936,
-)
-
-TINY_DIMS: Final = ReplicaDims(
-    encoder_dim=32,
-    encoder_heads=4,
-    encoder_ffn=64,
-    encoder_blocks=2,
-    encoder_tp_blocks=1,
-    encoder_kernel=11,
-    adaptor_ffn=64,
-    adaptor_layers=2,
-    llm_hidden=64,
-    llm_layers=2,
-    llm_heads=4,
-    llm_kv_heads=2,
-    llm_head_dim=16,
-    llm_ffn=128,
-    llm_vocab=None,
-)
-
-# --------------------------------------------------------------------------------------
-# Tokenizer
-# --------------------------------------------------------------------------------------
-
-# transformers' Qwen2Tokenizer rebuilds its pipeline from vocab + merges with exactly this
-# regex, NFC and byte-level steps (ignoring tokenizer.json's), so the BPE is trained with the
-# same pipeline: both ways of loading then tokenize identically.
-_QWEN_PRETOKENIZE_REGEX: Final = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
-
-# Qwen3's added tokens in their real order (ids 151643…151668 there), then the speech markers
-# funasr's chat template uses. (content, special)
-_ADDED_TOKENS: Final = (
-    ("<|endoftext|>", True),
-    ("<|im_start|>", True),
-    ("<|im_end|>", True),
-    ("<|object_ref_start|>", True),
-    ("<|object_ref_end|>", True),
-    ("<|box_start|>", True),
-    ("<|box_end|>", True),
-    ("<|quad_start|>", True),
-    ("<|quad_end|>", True),
-    ("<|vision_start|>", True),
-    ("<|vision_end|>", True),
-    ("<|vision_pad|>", True),
-    ("<|image_pad|>", True),
-    ("<|video_pad|>", True),
-    ("<tool_call>", False),
-    ("</tool_call>", False),
-    ("<|fim_prefix|>", False),
-    ("<|fim_middle|>", False),
-    ("<|fim_suffix|>", False),
-    ("<|fim_pad|>", False),
-    ("<|repo_name|>", False),
-    ("<|file_sep|>", False),
-    ("<tool_response>", False),
-    ("</tool_response>", False),
-    ("<think>", False),
-    ("</think>", False),
-    ("<|startofspeech|>", True),
-    ("<|endofspeech|>", True),
-)
-_EOS: Final = "<|im_end|>"
-_BOS: Final = "<|endoftext|>"  # Qwen3's config.json calls <|endoftext|> bos and uses it as pad
-
-_BPE_MERGES: Final = 600
-
-# Training text: the prompts funasr builds (with every language name MLT-Nano knows), a little
-# of many scripts, and the deterministic sentence often enough to become whole-word tokens.
-_CORPUS: Final = """\
-<|im_start|>system
-You are a helpful assistant.<|im_end|>
-<|im_start|>user
-语音转写成英文：<|im_end|>
-<|im_start|>assistant
-请结合上下文信息，更加准确地完成语音转写任务。如果没有相关信息，我们会留空。
-**上下文信息：**
-热词列表：[nanodictate, Fun-ASR, Qwen]
-语音转写：语音转写成中文，不进行文本规整：
-中文 英文 粤语 日文 韩文 越南语 印尼语 泰语 马来语 菲律宾语 阿拉伯语 印地语 保加利亚语
-克罗地亚语 捷克语 丹麦语 荷兰语 爱沙尼亚语 芬兰语 希腊语 匈牙利语 爱尔兰语 拉脱维亚语
-立陶宛语 马耳他语 波兰语 葡萄牙语 罗马尼亚语 斯洛伐克语 斯洛文尼亚语 瑞典语
-The quick brown fox jumps over the lazy dog. Hold the hotkey, speak, and release it:
-the text lands in the window that has the focus. Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 2025.
-今天天气很好，我们去公园散步吧。你好，世界！这是一个本地的听写程序。
-今日はいい天気ですね。こんにちは、世界。 안녕하세요, 세계. 날씨가 좋네요.
-Xin chào thế giới. Selamat pagi, dunia. สวัสดีชาวโลก Kumusta ka? مرحبا بالعالم
-नमस्ते दुनिया Здравей, свят. Dobar dan, svijete. Dobrý den, světe. Hej verden.
-Hallo wereld. Tere maailm. Hei maailma. Γεια σου κόσμε. Helló világ. Dia duit, a dhomhain.
-Sveika, pasaule. Labas, pasauli. Bongu dinja. Witaj świecie. Olá mundo. Salut lume.
-Dobrý deň, svet. Pozdravljen, svet. Hej världen. Ça va? Grüß Gott! ¿Qué tal? Ünlü şarkı.
-"""
-_CHAIN_REPEATS: Final = 200
-
-
-def _train_tokenizer() -> Tokenizer:
-    """A byte-level BPE with Qwen's pre-tokenizer; added tokens get the ids after the BPE's."""
-    tokenizer = Tokenizer(
-        models.BPE(
-            unk_token=None,
-            continuing_subword_prefix="",
-            end_of_word_suffix="",
-            fuse_unk=False,
-            byte_fallback=False,
-        )
-    )
-    tokenizer.normalizer = normalizers.NFC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_QWEN_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        # the 256 byte symbols first (so any UTF-8 encodes), then the merges
-        vocab_size=256 + _BPE_MERGES,
-        min_frequency=2,
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    corpus = [*_CORPUS.splitlines(), *([DETERMINISTIC_TEXT] * _CHAIN_REPEATS)]
-    tokenizer.train_from_iterator(corpus, trainer)
-    tokenizer.add_tokens(
-        [
-            AddedToken(content, special=special, normalized=False)
-            for content, special in _ADDED_TOKENS
-        ]
-    )
-    return tokenizer
-
-
-def _token_id(tokenizer: Tokenizer, token: str) -> int:
-    token_id = tokenizer.token_to_id(token)
-    if token_id is None:
-        raise KeyError(f"{token!r} is not in the replica tokenizer")
-    return token_id
-
-
-def _tokenizer_config(tokenizer: Tokenizer) -> dict[str, Any]:
-    """tokenizer_config.json in the shape of Qwen3-0.6B's (transformers reads it offline)."""
-    decoder = {
-        str(_token_id(tokenizer, content)): {
-            "content": content,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": special,
-        }
-        for content, special in _ADDED_TOKENS
-    }
-    return {
-        "add_bos_token": False,
-        "add_prefix_space": False,
-        "added_tokens_decoder": decoder,
-        "additional_special_tokens": [c for c, special in _ADDED_TOKENS if special],
-        "bos_token": None,
-        # Enough ChatML for apply_chat_template; funasr builds its prompt by hand.
-        "chat_template": (
-            "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + "
-            "message['content'] + '<|im_end|>' + '\n' }}{% endfor %}"
-            "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-        ),
-        "clean_up_tokenization_spaces": False,
-        "eos_token": _EOS,
-        "errors": "replace",
-        "model_max_length": 131072,
-        "pad_token": _BOS,
-        "split_special_tokens": False,
-        "tokenizer_class": "Qwen2Tokenizer",
-        "unk_token": None,
-    }
-
-
-def _write_tiktoken(tokenizer: Tokenizer, path: Path) -> None:
-    """The BPE's byte tokens in tiktoken format: base64 bytes and rank per line."""
-    byte_decoder = _byte_level_decoder()
-    vocab = tokenizer.get_vocab(with_added_tokens=False)
-    lines = []
-    for piece, rank in sorted(vocab.items(), key=lambda item: item[1]):
-        raw = bytes(byte_decoder[ch] for ch in piece)
-        lines.append(f"{base64.b64encode(raw).decode('ascii')} {rank}\n")
-    path.write_text("".join(lines), encoding="ascii")
-
-
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's byte ↔ printable-character map (the inverse of what ByteLevel writes)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1)]
-    printable += range(ord("®"), ord("ÿ") + 1)
-    chars = list(printable)
-    extra = 0
-    byte_values = list(printable)
-    for b in range(256):
-        if b not in byte_values:
-            byte_values.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {chr(c): b for b, c in zip(byte_values, chars, strict=True)}
-
-
-# --------------------------------------------------------------------------------------
-# Config files
-# --------------------------------------------------------------------------------------
-
-
-def _config_yaml(dims: ReplicaDims) -> dict[str, Any]:
-    """config.yaml as in the release (ctc_decoder left out: the release has no CTC tensors)."""
-    return {
-        "model": "FunASRNano",
-        "model_conf": {"lsm_weight": 0.1, "length_normalized_loss": True},
-        "audio_encoder": "SenseVoiceEncoderSmall",
-        "audio_encoder_conf": {
-            "output_size": dims.encoder_dim,
-            "attention_heads": dims.encoder_heads,
-            "linear_units": dims.encoder_ffn,
-            "num_blocks": dims.encoder_blocks,
-            "tp_blocks": dims.encoder_tp_blocks,
-            "dropout_rate": 0.1,
-            "positional_dropout_rate": 0.1,
-            "attention_dropout_rate": 0.1,
-            "input_layer": "pe",
-            "pos_enc_class": "SinusoidalPositionEncoder",
-            "normalize_before": True,
-            "kernel_size": dims.encoder_kernel,
-            "sanm_shfit": 0,
-            "selfattention_layer_type": "sanm",
-            "freeze": True,
-            "freeze_layer_num": -1,
-            "feat_permute": True,
-        },
-        "llm": "Qwen3-0.6b",
-        "llm_conf": {
-            "hub": "hf",
-            "freeze": True,
-            # As in the release. The LLM is built in bf16 and model.pt stores it so; at
-            # generate() funasr casts it to the llm_dtype argument (default fp32), so bf16
-            # here works on CPU.
-            "llm_dtype": "bf16",
-            "init_param_path": LLM_DIR,
-            "use_lora": False,
-        },
-        "audio_adaptor": "Transformer",
-        "audio_adaptor_conf": {
-            "downsample_rate": 1,
-            # As in the release: only the first ≈1/8 of the adaptor frames reach the LLM.
-            "use_low_frame_rate": True,
-            "ffn_dim": dims.adaptor_ffn,
-            "llm_dim": dims.llm_hidden,
-            "encoder_dim": dims.encoder_dim,
-            "n_layer": dims.adaptor_layers,
-            "freeze": True,
-        },
-        "frontend": "WavFrontend",
-        "frontend_conf": {
-            "fs": 16000,
-            "window": "hamming",
-            "n_mels": 80,
-            "frame_length": 25,
-            "frame_shift": 10,
-            "lfr_m": 7,
-            "lfr_n": 6,
-            "cmvn_file": None,
-        },
-        "tokenizer": "HuggingfaceTokenizer",
-        "tokenizer_conf": {"init_param_path": LLM_DIR},
-    }
-
-
-def _configuration_json() -> dict[str, Any]:
-    # Without this file AutoModel tries to reach a hub; file_path_metas turns the relative
-    # paths into absolute ones, which override config.yaml's.
-    return {
-        "framework": "pytorch",
-        "task": "auto-speech-recognition",
-        "model": {"type": "funasr"},
-        "file_path_metas": {
-            "init_param": "model.pt",
-            "config": "config.yaml",
-            "tokenizer_conf": {"init_param_path": LLM_DIR},
-            "llm_conf": {"init_param_path": LLM_DIR},
-        },
-    }
-
-
-def _qwen3_config(dims: ReplicaDims, vocab_size: int, tokenizer: Tokenizer) -> dict[str, Any]:
-    """Qwen3-0.6B's config.json with the replica's sizes and special-token ids."""
-    return {
-        "architectures": ["Qwen3ForCausalLM"],
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "bos_token_id": _token_id(tokenizer, _BOS),
-        "eos_token_id": _token_id(tokenizer, _EOS),
-        "head_dim": dims.llm_head_dim,
-        "hidden_act": "silu",
-        "hidden_size": dims.llm_hidden,
-        "initializer_range": 0.02,
-        "intermediate_size": dims.llm_ffn,
-        "max_position_embeddings": 40960,
-        "max_window_layers": dims.llm_layers,
-        "model_type": "qwen3",
-        "num_attention_heads": dims.llm_heads,
-        "num_hidden_layers": dims.llm_layers,
-        "num_key_value_heads": dims.llm_kv_heads,
-        "rms_norm_eps": 1e-06,
-        "rope_scaling": None,
-        "rope_theta": 1000000,
-        "sliding_window": None,
-        "tie_word_embeddings": True,
-        "torch_dtype": "bfloat16",
-        "transformers_version": "4.51.0",
-        "use_cache": True,
-        "use_sliding_window": False,
-        "vocab_size": vocab_size,
-    }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------
@@ -481,6 +139,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _build_model(config: dict[str, Any], llm_dir: Path) -> Any:
     """FunASRNano from funasr's registry, with the keyword arguments AutoModel would give it.
 
+    Built without the CTC branch, as the app builds it (`without_ctc`): the release's
+    checkpoint has no CTC weights, so the replica's must not have them either.
     Typed ``Any``: funasr is untyped and the callers reach into ``model.llm``.
     """
     import_funasr()  # fills funasr's registry
@@ -494,7 +154,7 @@ def _build_model(config: dict[str, Any], llm_dir: Path) -> Any:
         kwargs["llm_conf"]["init_param_path"] = str(llm_dir)
         kwargs.update(kwargs.pop("model_conf"))
         kwargs["input_size"] = frontend.output_size()
-        model = model_class(**kwargs)
+        model = model_class(**without_ctc(kwargs))
     return model.eval()
 
 
@@ -561,36 +221,45 @@ def _param_split(model: torch.nn.Module) -> dict[str, int]:
 
 
 def build_replica(
-    out_dir: Path, *, full: bool = False, deterministic: bool = False, seed: int = 0
+    out_dir: Path,
+    *,
+    full: bool = False,
+    deterministic: bool = False,
+    seed: int = 0,
+    layout: Layout = "release",
 ) -> Path:
     """Write a replica into ``out_dir`` (created; existing replica files are overwritten).
 
     ``full`` selects the real dimensions (2.1 GB, ≈20 s and ≈3 GB of RAM on 2 cores; the
     parameter count is checked against the real 829.8 M), else tiny ones (0.8 MB, ≈5 s of
     which 4.5 s is importing funasr). ``deterministic`` makes it always say
-    :data:`DETERMINISTIC_TEXT`. ``seed`` seeds the random weights. Returns ``out_dir``.
+    :data:`DETERMINISTIC_TEXT`. ``seed`` seeds the random weights. ``layout`` is
+    ``"release"`` (wrapped checkpoint, CTC branch declared but absent) or ``"flat"`` (plain
+    state dict, no CTC entries): see :mod:`nanodictate.testing.replica_release`.
+    Returns ``out_dir``.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     out_dir = Path(out_dir)
     llm_dir = out_dir / LLM_DIR
     llm_dir.mkdir(parents=True, exist_ok=True)
     dims = FULL_DIMS if full else TINY_DIMS
 
-    tokenizer = _train_tokenizer()
-    tokenizer.save(str(llm_dir / "tokenizer.json"))
-    tokenizer.model.save(str(llm_dir))  # vocab.json + merges.txt
-    _write_json(llm_dir / "tokenizer_config.json", _tokenizer_config(tokenizer))
+    tokenizer = train_tokenizer(DETERMINISTIC_TEXT)
+    write_llm_tokenizer(tokenizer, llm_dir)
     vocab_used = tokenizer.get_vocab_size(with_added_tokens=True)
     vocab_size = dims.llm_vocab or vocab_used
     if vocab_size < vocab_used:
         raise ValueError(f"LLM vocabulary {vocab_size} < tokenizer's {vocab_used}")
-    _write_json(llm_dir / "config.json", _qwen3_config(dims, vocab_size, tokenizer))
-    _write_tiktoken(tokenizer, out_dir / "multilingual.tiktoken")
-
-    config = _config_yaml(dims)
-    (out_dir / "config.yaml").write_text(
-        yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    write_json(
+        llm_dir / "config.json",
+        qwen3_config(dims, vocab_size, token_id(tokenizer, BOS), token_id(tokenizer, EOS)),
     )
-    _write_json(out_dir / "configuration.json", _configuration_json())
+    write_tiktoken(tokenizer, out_dir / "multilingual.tiktoken")
+
+    config = config_yaml(dims, layout)
+    write_yaml(out_dir / "config.yaml", config)
+    write_json(out_dir / "configuration.json", configuration_json())
 
     torch.manual_seed(seed)
     model = _build_model(config, llm_dir)
@@ -609,14 +278,15 @@ def build_replica(
     if full and abs(total / FULL_PARAMS - 1) > _FULL_PARAMS_TOLERANCE:
         raise RuntimeError(f"full replica has {total} parameters, the real one {FULL_PARAMS}")
     # As in the release: the encoder and adaptor in fp32, the LLM in bf16 (llm_dtype).
-    torch.save(model.state_dict(), out_dir / "model.pt")
+    save_checkpoint(model.state_dict(), out_dir / "model.pt", layout)
 
-    _write_json(
+    write_json(
         out_dir / "replica.json",
         {
             "full": full,
             "deterministic": deterministic,
             "seed": seed,
+            "layout": layout,
             "dims": asdict(dims) | {"llm_vocab": vocab_size},
             "tokenizer_vocab": vocab_used,
             "params": split | {"total": total},
@@ -645,7 +315,7 @@ def _chain_ids(tokenizer: Tokenizer) -> list[int]:
     pieces = tuple(tokenizer.decode([i]) for i in encoding.ids)
     if pieces != _CHAIN_PIECES:
         raise RuntimeError(f"tokenizer splits the replica sentence as {pieces}")
-    ids = [*encoding.ids, _token_id(tokenizer, _EOS)]
+    ids = [*encoding.ids, token_id(tokenizer, EOS)]
     # The chain starts from whatever token ends the prompt ("\n" after "assistant"); that
     # token must not be in the chain, and the chain must not revisit a token.
     prompt_end = tokenizer.encode("<|im_start|>assistant\n").ids[-1]
@@ -667,13 +337,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"always transcribe to {DETERMINISTIC_TEXT!r}",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the random weights")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="release",
+        help="release: wrapped model.pt, CTC declared but absent (default); "
+        "flat: plain state dict, no CTC entries",
+    )
     args = parser.parse_args(argv)
 
     # Everything is local; make sure transformers never tries a hub on a slow network.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     start = time.perf_counter()
     out_dir = build_replica(
-        args.out_dir, full=args.full, deterministic=args.deterministic, seed=args.seed
+        args.out_dir,
+        full=args.full,
+        deterministic=args.deterministic,
+        seed=args.seed,
+        layout=args.layout,
     )
     seconds = time.perf_counter() - start
     info = json.loads((out_dir / "replica.json").read_text(encoding="utf-8"))

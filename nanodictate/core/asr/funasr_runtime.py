@@ -13,7 +13,7 @@ import io
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,44 @@ def read_model_config(model_dir: Path) -> dict[str, Any]:
     return {str(key): value for key, value in config.items()}
 
 
+# The CTC branch of FunASRNano, as config.yaml declares it. FunASRNano.__init__ builds it when
+# `ctc_decoder` names a class: a 5-layer Transformer plus a 512 × 60515 output layer, and the
+# tiktoken tokenizer named by `ctc_tokenizer` / `ctc_tokenizer_conf` (top level, or under
+# `dataset_conf`) — with `vocab_path` empty, funasr looks for the vocabulary inside its own
+# package, which the wheel does not ship, so the load fails there. The branch only gives
+# timestamps; the release has no CTC weights, and funasr drops the branch again after loading
+# (`disable_incomplete_ctc`). Dictation never uses it, so it is never built.
+_CTC_MODEL_KEYS = frozenset(
+    {
+        "ctc_decoder",
+        "ctc_decoder_conf",
+        "ctc_conf",
+        "ctc_weight",
+        "ctc_vocab_size",
+        "detach_ctc_decoder",
+        "ctc_tokenizer",
+        "ctc_tokenizer_conf",
+    }
+)
+_CTC_DATASET_KEYS = frozenset({"ctc_tokenizer", "ctc_tokenizer_conf", "ctc_target_normalize"})
+
+
+def without_ctc(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """A model configuration (config.yaml's keys) without the CTC branch and its tokenizer.
+
+    Stripping the keys, rather than patching funasr, leaves funasr's own code path: with no
+    `ctc_decoder` entry FunASRNano builds no CTC module and reads no CTC tokenizer settings,
+    and its `on_pretrained_model_loaded` has nothing to disable. `conf` is not modified.
+    """
+    stripped = {key: value for key, value in conf.items() if key not in _CTC_MODEL_KEYS}
+    dataset = conf.get("dataset_conf")
+    if isinstance(dataset, Mapping):
+        stripped["dataset_conf"] = {
+            key: value for key, value in dataset.items() if key not in _CTC_DATASET_KEYS
+        }
+    return stripped
+
+
 def build_automodel(
     model_dir: Path,
     *,
@@ -164,9 +202,10 @@ def build_automodel(
     """``funasr.AutoModel`` for a local folder, with our loader in place of funasr's.
 
     AutoModel still parses the folder, builds the tokenizer, frontend and model class from
-    its registry, and later runs ``generate``. Only two things differ: the model is built
-    with parameters on the meta device, and ``load_weights(model)`` fills them — funasr's
-    deep-copying loader never runs (``init_param=None``).
+    its registry, and later runs ``generate``. Three things differ: the model is built
+    without its CTC branch (`without_ctc`), with parameters on the meta device, and
+    ``load_weights(model)`` fills them — funasr's deep-copying loader never runs
+    (``init_param=None``).
     """
     funasr = import_funasr()
     from funasr.register import tables
@@ -181,8 +220,11 @@ def build_automodel(
         raise RuntimeError(f"funasr {funasr.__version__} has no model class {class_name}")
 
     def build_and_load(**conf: Any) -> Any:
+        # `conf` is everything AutoModel resolved from config.yaml and configuration.json;
+        # AutoModel itself builds only the `tokenizer` entry (the Qwen3 one), so the model
+        # class is the one place where the CTC branch and its tokenizer would be built.
         with parameters_on_meta():
-            model = model_class(**conf)
+            model = model_class(**without_ctc(conf))
         load_weights(model)
         return model
 

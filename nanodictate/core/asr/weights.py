@@ -130,7 +130,11 @@ def check_coverage(model: nn.Module, checkpoint: Mapping[str, torch.Tensor], pat
         actual = tuple(checkpoint[found[0]].shape)
         if expected != actual:
             mismatched.append(f"{found[0]} is {list(actual)}, config.yaml wants {list(expected)}")
-    unused = sorted(set(checkpoint) - set(params) - {n for n, _ in model.named_buffers()})
+    unused = sorted(
+        name
+        for name in set(checkpoint) - set(params) - {n for n, _ in model.named_buffers()}
+        if not is_ctc_weight(name)
+    )
     problems: list[str] = []
     if missing:
         problems.append(
@@ -149,6 +153,13 @@ def check_coverage(model: nn.Module, checkpoint: Mapping[str, torch.Tensor], pat
         )
     if unused:
         log.warning("Checkpoint tensors not used by the model: %s", ", ".join(unused))
+
+
+def is_ctc_weight(name: str) -> bool:
+    """A tensor of the CTC branch, which dictation never builds (it only gives timestamps).
+    Some checkpoints carry it (Fun-ASR-Nano on ModelScope has 86 such tensors), the MLT
+    release does not; either way it is neither missing nor unused."""
+    return name.startswith(("ctc_decoder.", "ctc."))
 
 
 def _find(checkpoint: Mapping[str, torch.Tensor], names: list[str]) -> torch.Tensor:
