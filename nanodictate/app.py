@@ -52,16 +52,6 @@ TRAY_WAIT_ENV = "NANODICTATE_TRAY_WAIT"
 DEFAULT_TRAY_WAIT_S = 5.0
 
 
-def _verbosity(argv: Sequence[str]) -> int:
-    count = 0
-    for arg in argv:
-        if arg == "--verbose":
-            count += 1
-        elif arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) == {"v"}:
-            count += len(arg) - 1
-    return count
-
-
 def _models_dir(settings: Any) -> Path:
     from nanodictate import settings as S
     from nanodictate.core.models.store import MODELS_DIR_ENV, default_models_dir
@@ -91,18 +81,6 @@ def _engine_factory(models_dir: Path, cache_dir: Path) -> Any:
     return make
 
 
-def _wait_for_tray(app: Any, seconds: float) -> bool:
-    from PySide6.QtWidgets import QSystemTrayIcon
-
-    deadline = time.monotonic() + seconds
-    while not QSystemTrayIcon.isSystemTrayAvailable():
-        if time.monotonic() >= deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.1)
-    return True
-
-
 def _write_report(path: Path | None, record: dict[str, Any]) -> None:
     if path is None:
         return
@@ -115,20 +93,22 @@ def _write_report(path: Path | None, record: dict[str, Any]) -> None:
 def run_app(argv: Sequence[str]) -> int:
     started = time.monotonic()
     import platformdirs
-    from PySide6.QtWidgets import QApplication
 
-    from nanodictate.log_setup import configure_logging
+    from nanodictate.log_setup import configure_logging, verbosity
+    from nanodictate.ui.application import (
+        NO_TRAY_MESSAGE,
+        make_application,
+        quit_on_signals,
+        wait_for_tray,
+    )
     from nanodictate.ui.single_instance import InstanceServer, send_command
 
     configure_logging(
         # cli.main passes [] when it parsed sys.argv itself.
-        _verbosity(argv or sys.argv[1:]),
+        verbosity(argv or sys.argv[1:]),
         Path(platformdirs.user_log_dir("nanodictate", appauthor=False)) / "nanodictate.log",
     )
-    app = QApplication.instance() or QApplication(["nanodictate"])
-    assert isinstance(app, QApplication)
-    app.setApplicationName("nanodictate")
-    app.setQuitOnLastWindowClosed(False)
+    app = make_application()
 
     # One instance per user: hand over to the running one.
     running: TrayApp | None = None
@@ -139,14 +119,9 @@ def run_app(argv: Sequence[str]) -> int:
         return 0
 
     wait = float(os.environ.get(TRAY_WAIT_ENV, DEFAULT_TRAY_WAIT_S))
-    if not _wait_for_tray(app, wait):
-        message = (
-            "nanodictate: no system tray found. nanodictate lives in the tray; on GNOME install "
-            "the 'AppIndicator and KStatusNotifierItem Support' extension, elsewhere start a "
-            "panel with a system tray, then start nanodictate again."
-        )
-        print(message, file=sys.stderr)
-        log.error(message)
+    if not wait_for_tray(app, wait):
+        print(NO_TRAY_MESSAGE, file=sys.stderr)
+        log.error(NO_TRAY_MESSAGE)
         server.close()
         return 1
 
@@ -178,29 +153,12 @@ def run_app(argv: Sequence[str]) -> int:
         )
 
     QTimer.singleShot(0, after_show)
-    _quit_on_signals(app)
+    quit_on_signals(app)
     try:
         return int(app.exec())
     finally:
         parts.shutdown()
         server.close()
-
-
-def _quit_on_signals(app: Any) -> None:
-    """SIGTERM/SIGINT end the app cleanly (model unloaded, grabs released, history closed).
-
-    Python runs signal handlers only between bytecodes; a cheap timer gives it the chance
-    while Qt's loop sleeps in C++.
-    """
-    import signal
-
-    from PySide6.QtCore import QTimer
-
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_args: app.quit())
-    ticker = QTimer(app)
-    ticker.timeout.connect(lambda: None)
-    ticker.start(250)
 
 
 @dataclass
@@ -317,11 +275,12 @@ def build(qt: QApplication) -> TrayApp:
     from nanodictate.ui.menu import TrayMenu
     from nanodictate.ui.model_download import ModelDownloader
     from nanodictate.ui.notifications import TrayNotifier
+    from nanodictate.ui.settings_store import IniFileStore
     from nanodictate.ui.sounds import Sounds
     from nanodictate.ui.tray import Tray
     from nanodictate.ui.worker import EngineService
 
-    settings = S.Settings()
+    settings = S.Settings(open_store=IniFileStore)  # the INI file in the config folder
     recorder = Recorder(
         sounddevice,
         device=settings.get(S.MICROPHONE) or None,

@@ -5,6 +5,7 @@ Dictated text is never logged: no code path passes it to a logger.
 
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 _NOISY_LIBRARIES = ("funasr", "modelscope", "transformers", "numba", "urllib3", "jieba")
@@ -52,3 +53,14 @@ def configure_logging(verbosity: int = 0, log_file: Path | None = None) -> None:
         handler.addFilter(_QuietLibraries(show_library_warnings=handler.level <= logging.DEBUG))
         root.addHandler(handler)
     root.setLevel(min(h.level for h in handlers))
+
+
+def verbosity(argv: Sequence[str]) -> int:
+    """How many -v / --verbose the arguments hold ("-vv" counts two)."""
+    count = 0
+    for arg in argv:
+        if arg == "--verbose":
+            count += 1
+        elif arg.startswith("-") and not arg.startswith("--") and set(arg[1:]) == {"v"}:
+            count += len(arg) - 1
+    return count

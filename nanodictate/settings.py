@@ -5,11 +5,11 @@ added in one place. The settings window groups the settings by their ``section``
 order of `SECTIONS` and of the declarations below; precision and device take their choices
 from the engine's own enums, so the two cannot drift apart.
 
-This module imports no Qt. `Setting` and the store interface live in `settings_types` (and
-are re-exported here). `Settings` reads and writes raw values through a small
-`SettingsStore`: the app's is the QSettings INI file of `nanodictate.ui.settings_store`
-(imported only when a `Settings` opens a file without being given a store), in the user
-config folder — or in ``$NANODICTATE_CONFIG_DIR`` so tests never touch the user's real file.
+This module imports no Qt and nothing of the UI. `Setting` and the store interface live in
+`settings_types` (and are re-exported here). `Settings` reads and writes raw values through a
+small `SettingsStore` that its caller opens: the app passes the QSettings INI file of
+`nanodictate.ui.settings_store`, in the user config folder — or in
+``$NANODICTATE_CONFIG_DIR`` so tests never touch the user's real file.
 The file carries a schema version; `Settings` runs the upgrade hooks of newer versions once
 when it opens an older file, and moves a damaged file aside instead of reading garbage.
 
@@ -259,24 +259,22 @@ def settings_file() -> Path:
     return config_dir() / SETTINGS_FILE_NAME
 
 
-def ini_file_store(path: Path) -> SettingsStore:
-    """The app's store: the QSettings INI file (Qt is imported here, not with this module)."""
-    from nanodictate.ui.settings_store import IniFileStore
-
-    return IniFileStore(path)
-
-
 Listener = Callable[[Setting[Any], Any], None]
 
 
 class Settings:
-    """Typed access to the settings store; listeners hear every change that was applied."""
+    """Typed access to the settings store; listeners hear every change that was applied.
+
+    `open_store(path)` opens the store at `path` (the settings file by default): the app passes
+    `nanodictate.ui.settings_store.IniFileStore`, tests may pass one of their own. It is an
+    opener, not a store, so a damaged file can be moved aside and a fresh one opened.
+    """
 
     def __init__(
         self,
         path: Path | None = None,
         *,
-        open_store: StoreOpener = ini_file_store,
+        open_store: StoreOpener,
         schema_version: int = SCHEMA_VERSION,
         upgrades: Mapping[int, Upgrade] | None = None,
     ) -> None:

@@ -25,8 +25,9 @@ pytest.importorskip("jeepney")
 from jeepney import DBusAddress, new_method_call
 from jeepney.io.blocking import open_dbus_connection
 
+from nanodictate.core.hotkeys import Hotkey
 from nanodictate.platform import select_backends
-from nanodictate.platform.base import Hotkey, HotkeysUnavailableError
+from nanodictate.platform.base import HotkeysUnavailableError
 from nanodictate.platform.wayland.portal import (
     PORTAL_PATH,
     PortalHotkeys,

@@ -24,7 +24,7 @@ def path(tmp_path: Path) -> Path:
 
 
 def test_defaults_are_what_the_issue_asks_for(path: Path) -> None:
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     for setting in S.SETTINGS:
         assert settings.get(setting) == setting.default, setting.name
         setting.validate(setting.default)  # every default fits its own declaration
@@ -62,12 +62,12 @@ def test_choices_cover_the_menu() -> None:
 def test_values_round_trip_through_the_file(
     path: Path, setting: S.Setting[Any], value: Any
 ) -> None:
-    S.Settings(path).set(setting, value)
-    assert S.Settings(path).get(setting) == value
+    S.Settings(path, open_store=IniFileStore).set(setting, value)
+    assert S.Settings(path, open_store=IniFileStore).get(setting) == value
 
 
 def test_wrong_values_are_refused(path: Path) -> None:
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     with pytest.raises(ValueError):
         settings.set(S.PRECISION, "int4")
     with pytest.raises(ValueError):
@@ -86,14 +86,14 @@ def test_a_damaged_value_falls_back_to_the_default(path: Path) -> None:
     raw.setValue("itn", "perhaps")
     raw.setValue("precision", "int4")
     raw.sync()
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     assert settings.get(S.HOTWORDS) == []
     assert settings.get(S.ITN) is True
     assert settings.get(S.PRECISION) == "int8"
 
 
 def test_listeners_hear_changes_once(path: Path) -> None:
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     heard: list[tuple[str, Any]] = []
     settings.add_listener(lambda setting, value: heard.append((setting.name, value)))
     settings.set(S.LANGUAGE, "ja")
@@ -103,7 +103,7 @@ def test_listeners_hear_changes_once(path: Path) -> None:
 
 
 def test_the_default_list_is_not_shared(path: Path) -> None:
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     settings.get(S.HOTWORDS).append("leak")
     assert settings.get(S.HOTWORDS) == [] and S.HOTWORDS.default == []
 
@@ -124,11 +124,11 @@ def test_upgrade_hooks_run_once_in_order(path: Path) -> None:
         ran.append(3)
 
     upgrades = {2: to_2, 3: to_3}
-    settings = S.Settings(path, schema_version=3, upgrades=upgrades)
+    settings = S.Settings(path, open_store=IniFileStore, schema_version=3, upgrades=upgrades)
     assert ran == [2, 3]
     assert settings.schema_version == 3
     assert settings.get(S.UNLOAD_AFTER_MINUTES) == 15
-    S.Settings(path, schema_version=3, upgrades=upgrades)
+    S.Settings(path, open_store=IniFileStore, schema_version=3, upgrades=upgrades)
     assert ran == [2, 3]
 
 
@@ -137,13 +137,15 @@ def test_a_file_without_version_counts_as_version_0(path: Path) -> None:
     old.setValue("language", "fr")
     old.sync()
     ran: list[int] = []
-    S.Settings(path, schema_version=1, upgrades={1: lambda _store: ran.append(1)})
+    S.Settings(
+        path, open_store=IniFileStore, schema_version=1, upgrades={1: lambda _store: ran.append(1)}
+    )
     assert ran == [1]
 
 
 def test_config_dir_env_redirects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(S.CONFIG_DIR_ENV, str(tmp_path / "cfg"))
-    settings = S.Settings()
+    settings = S.Settings(open_store=IniFileStore)
     assert settings.path == tmp_path / "cfg" / S.SETTINGS_FILE_NAME
     settings.set(S.LANGUAGE, "sv")
     assert "language=sv" in settings.path.read_text()
@@ -160,20 +162,20 @@ def test_config_dir_env_redirects_the_file(tmp_path: Path, monkeypatch: pytest.M
 def test_damaged_file_gives_defaults_and_is_kept_aside(tmp_path: Path, damage: bytes) -> None:
     path = tmp_path / "nanodictate.ini"
     path.write_bytes(damage)
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     backup = settings.damaged_backup
     assert backup is not None and backup.read_bytes() == damage
     assert backup.parent == tmp_path and backup.name.startswith("nanodictate.ini.damaged-")
     assert settings.get(S.LANGUAGE) == S.LANGUAGE.default
     settings.set(S.LANGUAGE, "ja")
-    assert S.Settings(path).get(S.LANGUAGE) == "ja"  # the new file works
-    assert S.Settings(path).damaged_backup is None
+    assert S.Settings(path, open_store=IniFileStore).get(S.LANGUAGE) == "ja"  # the new file works
+    assert S.Settings(path, open_store=IniFileStore).damaged_backup is None
 
 
 def test_sound_file_is_not_taken_for_damaged(tmp_path: Path) -> None:
     path = tmp_path / "nanodictate.ini"
-    S.Settings(path).set(S.LANGUAGE, "ko")
-    reopened = S.Settings(path)
+    S.Settings(path, open_store=IniFileStore).set(S.LANGUAGE, "ko")
+    reopened = S.Settings(path, open_store=IniFileStore)
     assert reopened.damaged_backup is None and reopened.get(S.LANGUAGE) == "ko"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nanodictate.ini"]
 
@@ -182,7 +184,7 @@ def test_sound_file_is_not_taken_for_damaged(tmp_path: Path) -> None:
 
 
 def test_ranges_are_checked_when_set_and_when_read(path: Path) -> None:
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     assert (S.MAX_RECORDING_SECONDS.minimum, S.MAX_RECORDING_SECONDS.maximum) == (10, 3 * 3600)
     assert (S.HISTORY_MAX_ENTRIES.minimum, S.HISTORY_MAX_ENTRIES.maximum) == (0, 100_000)
     for setting, good, bad in [
@@ -201,7 +203,7 @@ def test_ranges_are_checked_when_set_and_when_read(path: Path) -> None:
     raw = QSettings(str(path), QSettings.Format.IniFormat)
     raw.setValue("max_recording_seconds", "5")
     raw.sync()
-    assert S.Settings(path).get(S.MAX_RECORDING_SECONDS) == 600
+    assert S.Settings(path, open_store=IniFileStore).get(S.MAX_RECORDING_SECONDS) == 600
 
 
 def test_every_free_whole_number_has_a_range_and_only_numbers_have_one() -> None:
@@ -247,7 +249,7 @@ def test_precision_and_device_choices_are_the_engines_enums(path: Path) -> None:
     assert set(S.DEVICE_LABELS) == set(DeviceChoice)
     assert [label for _, label in S.DEVICE.choices] == ["Auto", "GPU", "CPU"]
     assert S.PRECISION.default == Precision.INT8 and S.DEVICE.default == DeviceChoice.AUTO
-    settings = S.Settings(path)
+    settings = S.Settings(path, open_store=IniFileStore)
     settings.set(S.PRECISION, Precision.BF16)  # an enum member is stored as its text
     assert type(settings.get(S.PRECISION)) is str and settings.get(S.PRECISION) == "bf16"
     assert Precision(settings.get(S.PRECISION)) is Precision.BF16
@@ -334,3 +336,23 @@ def test_settings_import_and_work_without_qt(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_settings_reach_no_ui_and_are_given_their_store(tmp_path: Path) -> None:
+    """The app opens the INI store and passes it in; `settings` never imports the UI."""
+    code = (
+        "import sys\n"
+        "from nanodictate import settings as S\n"
+        "try:\n"
+        "    S.Settings()\n"
+        "except TypeError:\n"
+        "    print('needs a store')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('nanodictate.ui')))\n"
+    )
+    env = {**os.environ, "NANODICTATE_CONFIG_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["needs a store", "[]"]
+    assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from nanodictate.core.ports import WindowInfo
 from nanodictate.core.recorder import Recording, StopReason
 from nanodictate.core.spool import SpooledRecording
 from nanodictate.core.transcriber import EngineState
@@ -49,7 +50,7 @@ class Dictation:
     hold: bool  # push-to-talk (stops on release) rather than toggle
     language: str
     key_down: float  # monotonic time of the key event
-    target: Any  # the window that had focus at key-down (None if unknown or gone)
+    target: WindowInfo | None  # the window that had focus at key-down (None if unknown or gone)
     key_up: float | None = None
     recording: Recording | None = None
     first_frame_at: float | None = None
@@ -128,14 +129,24 @@ class DictationBook:
         self._next_job = 1
 
     def begin(
-        self, trigger: str, *, hold: bool, language: str, now: float, target: Any
+        self, trigger: str, *, hold: bool, language: str, now: float, target: WindowInfo | None
     ) -> Dictation:
         self.active = self.new(trigger, hold=hold, language=language, now=now, target=target)
         return self.active
 
-    def new(self, trigger: str, *, hold: bool, language: str, now: float, target: Any) -> Dictation:
+    def new(
+        self, trigger: str, *, hold: bool, language: str, now: float, target: WindowInfo | None
+    ) -> Dictation:
         job_id, self._next_job = self._next_job, self._next_job + 1
         return Dictation(job_id, trigger, hold, language, now, target)
+
+    def recovered(self, spooled: SpooledRecording, now: float) -> Dictation:
+        """A dictation for a recording an earlier run kept on disk; no window awaits it."""
+        dictation = self.new(
+            RECOVERED_TRIGGER, hold=False, language=spooled.language, now=now, target=None
+        )
+        dictation.spooled = spooled
+        return dictation
 
     def take_active(self) -> Dictation | None:
         dictation, self.active = self.active, None

@@ -24,7 +24,8 @@ Paste, step by step, and why:
    meantime wins.
 
 On any failure the text stays on the clipboard (it is in the history already) and the
-result says what the user should know.
+result says what the user should know. The clipboard, keyboard, focus and window it works
+with are the ports of `core.ports`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
 
 from nanodictate.core.errors import NanodictateError
+from nanodictate.core.ports import (
+    ClipboardPort,
+    FocusTracker,
+    KeyboardOutput,
+    PrimaryPasteKeyboard,
+    WindowInfo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,59 +54,6 @@ class PasteMethod(enum.StrEnum):
     PASTE = "paste"
     TYPE = "type"
     COPY = "copy"
-
-
-class WindowLike(Protocol):
-    @property
-    def id(self) -> Any: ...
-    @property
-    def is_terminal(self) -> bool: ...
-    @property
-    def pastes_primary(self) -> bool:
-        """Pastes the PRIMARY selection on Shift+Insert and binds no Ctrl+Shift+V (xterm)."""
-        ...
-
-
-class ClipboardPort(Protocol):
-    """The clipboard as text output needs it (Qt's lives in nanodictate.ui.clipboard)."""
-
-    def snapshot(self) -> object:
-        """Everything on the clipboard now, to give back to `restore`."""
-        ...
-
-    def put_text(self, text: str) -> None: ...
-
-    def read_text(self) -> str | None: ...
-
-    def arm_read_detection(self) -> None:
-        """Start watching for another program reading the clipboard (our text)."""
-        ...
-
-    def was_read(self) -> bool | None:
-        """Whether our text was read since `arm_read_detection`; None if we cannot know."""
-        ...
-
-    def restore(self, snapshot: object) -> None: ...
-
-
-class KeyboardPort(Protocol):
-    def wait_until_keys_released(self, timeout: float) -> bool: ...
-    def send_paste(self, *, terminal: bool) -> None: ...
-    def type_text(self, text: str) -> None: ...
-
-
-@runtime_checkable
-class PrimaryPasteKeyboard(Protocol):
-    """A keyboard backend that can also paste the PRIMARY selection (X11: Shift+Insert).
-
-    Optional: backends of desktops without a PRIMARY selection do not have it."""
-
-    def send_primary_paste(self) -> None: ...
-
-
-class FocusPort(Protocol):
-    def focused_window(self) -> Any: ...
-    def refocus(self, window: Any) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -133,8 +87,8 @@ class TextOutput:
     def __init__(
         self,
         clipboard: ClipboardPort,
-        keyboard: KeyboardPort | None,
-        focus: FocusPort | None,
+        keyboard: KeyboardOutput | None,
+        focus: FocusTracker | None,
         *,
         selection: ClipboardPort | None = None,
         timings: OutputTimings | None = None,
@@ -152,7 +106,7 @@ class TextOutput:
         self._sleep = sleep
         self._clock = clock
 
-    def deliver(self, text: str, method: PasteMethod, target: WindowLike | None) -> OutputResult:
+    def deliver(self, text: str, method: PasteMethod, target: WindowInfo | None) -> OutputResult:
         try:
             if method is PasteMethod.COPY:
                 self._copy(text)
@@ -193,14 +147,14 @@ class TextOutput:
         if not self._confirm(text, self.clipboard):
             raise OutputError("The clipboard did not take the text.")
 
-    def _type(self, text: str, target: WindowLike | None) -> OutputResult:
+    def _type(self, text: str, target: WindowInfo | None) -> OutputResult:
         assert self.keyboard is not None
         self._focus_target(target)
         self._wait_keys()
         self.keyboard.type_text(text)
         return OutputResult(True, PasteMethod.TYPE, landed_at=self._clock())
 
-    def _paste(self, text: str, target: WindowLike | None) -> OutputResult:
+    def _paste(self, text: str, target: WindowInfo | None) -> OutputResult:
         assert self.keyboard is not None
         primary_keys = self._primary_paste_keys(target)
         # CLIPBOARD always; PRIMARY too for xterm-like targets. CLIPBOARD is set for them as
@@ -239,7 +193,7 @@ class TextOutput:
             True, PasteMethod.PASTE, clipboard_restored=all(restored), landed_at=landed_at
         )
 
-    def _primary_paste_keys(self, target: WindowLike | None) -> PrimaryPasteKeyboard | None:
+    def _primary_paste_keys(self, target: WindowInfo | None) -> PrimaryPasteKeyboard | None:
         """The keyboard, when `target` pastes PRIMARY and both PRIMARY and its key exist."""
         if target is None or not target.pastes_primary:
             return None
@@ -259,7 +213,7 @@ class TextOutput:
                 return False
             self._sleep(self.timings.poll_s)
 
-    def _focus_target(self, target: WindowLike | None) -> None:
+    def _focus_target(self, target: WindowInfo | None) -> None:
         if target is None or self.focus is None:
             return
         current = self.focus.focused_window()

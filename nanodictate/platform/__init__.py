@@ -1,8 +1,9 @@
-"""OS integration behind three small protocols (see `base`), chosen once at start-up.
+"""OS integration behind three small protocols, chosen once at start-up: the hotkey backend
+(`base`) and the core's keyboard and focus ports (`nanodictate.core.ports`).
 
     backends = select_backends()          # logs the choice and any fallback reason once
     backends.hotkeys.start(on_event)      # on_event(hotkey_id, pressed) on the backend thread
-    backends.hotkeys.register("dictate", Hotkey.parse("ctrl+alt+space"))
+    backends.hotkeys.register("dictate", Hotkey.parse("ctrl+alt+space"))  # core.hotkeys
     ...
     backends.close()
 
@@ -17,27 +18,17 @@ import sys
 from collections.abc import Mapping
 
 from nanodictate.platform.base import (
-    FocusTracker,
-    Hotkey,
     HotkeyBackend,
     HotkeysUnavailableError,
     HotkeyTakenError,
-    KeyboardOutput,
-    KeyboardOutputUnavailableError,
     PlatformBackends,
-    WindowInfo,
 )
 
 __all__ = [
-    "FocusTracker",
-    "Hotkey",
     "HotkeyBackend",
     "HotkeyTakenError",
     "HotkeysUnavailableError",
-    "KeyboardOutput",
-    "KeyboardOutputUnavailableError",
     "PlatformBackends",
-    "WindowInfo",
     "select_backends",
 ]
 

@@ -7,13 +7,9 @@ the logged fallback when a real backend fails to start. With these the app still
 
 from __future__ import annotations
 
-from nanodictate.platform.base import (
-    Hotkey,
-    HotkeyEventCallback,
-    HotkeysUnavailableError,
-    KeyboardOutputUnavailableError,
-    WindowInfo,
-)
+from nanodictate.core.hotkeys import Hotkey
+from nanodictate.core.ports import KeyboardOutputUnavailableError, WindowInfo
+from nanodictate.platform.base import HotkeyEventCallback, HotkeysUnavailableError
 
 __all__ = ["CopyOnlyKeyboardOutput", "NoFocusTracker", "UnavailableHotkeys"]
 

@@ -2,8 +2,9 @@
 
 In the spirit of Anki's QueryOp: `lane.run(work, on_done)` calls `work()` on the lane's own
 thread and then `on_done(result)` on the GUI thread; `work` must not touch widgets. A lane
-runs its jobs one after another, in order (pastes must never overlap). The engine keeps its
-own long-lived worker (`ui.worker`): it owns state that must stay on one thread.
+runs its jobs one after another, in order (pastes must never overlap). The app has two: the
+paste (`ui.delivery`) and the model download (`ui.model_download`). The engine keeps its own
+long-lived worker (`ui.worker`): it owns state that must stay on one thread.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""QClipboard as `nanodictate.core.text_output.ClipboardPort`, usable from a worker thread.
+"""QClipboard as `nanodictate.core.ports.ClipboardPort`, usable from a worker thread.
 
 Saving copies the bytes of every format the clipboard offers (text, HTML, URIs, images as
 image/png …) plus the decoded image Qt keeps for its own format, so an image copied in a

@@ -1,7 +1,9 @@
 """The Qt adapter of a dictation: hotkeys and commands in; recording, engine, paste out.
 
 What a dictation is and when it starts, stops or is dropped is decided in `core.dictation`;
-this class carries it out on the GUI thread. Everything slow happens elsewhere: hotkey events
+this class carries it out on the GUI thread, through one link per part: the microphone
+(`ui.microphone_link`), the engine (`ui.engine_link`), the hotkeys (`ui.hotkey_registration`)
+and the text's way out (`ui.delivery`). Everything slow happens elsewhere: hotkey events
 arrive on the backend's thread (timed there), the recorder's callbacks on PortAudio's thread,
 the engine on its worker thread (`ui.worker`), the paste on a background lane.
 """
@@ -13,50 +15,52 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from nanodictate import settings as S
 from nanodictate.core import dictation as D
 from nanodictate.core import messages
 from nanodictate.core.errors import ModelMissingError
-from nanodictate.core.recorder import MicrophoneError, StopReason
+from nanodictate.core.history import History
+from nanodictate.core.ports import FocusTracker
+from nanodictate.core.recorder import Recorder, StopReason
 from nanodictate.core.spool import RecordingSpool
-from nanodictate.core.transcriber import EngineState
+from nanodictate.core.text_output import OutputResult, TextOutput
+from nanodictate.core.transcriber import EngineState, LoadReport
+from nanodictate.platform.base import HotkeyBackend
 from nanodictate.ui.delivery import TextDelivery
 from nanodictate.ui.engine_link import EngineLink
 from nanodictate.ui.hotkey_registration import HotkeyRegistration
+from nanodictate.ui.microphone_link import MicrophoneLink
+from nanodictate.ui.notifications import NotifierLike
 from nanodictate.ui.setting_effects import apply_setting
+from nanodictate.ui.sounds import Sounds
 from nanodictate.ui.worker import EngineService, Failure, TranscribeDone
 
 log = logging.getLogger(__name__)
 
-LEVEL_INTERVAL_MS = 66  # ≈15 Hz: smooth enough for a tray icon, cheap
-STALL_S = 2.0  # no audio callback for this long while recording = the device is gone
-
 
 class DictationController(QObject):
     state_changed = Signal(str)  # AppState value
-    level_changed = Signal(float)  # RMS while recording
     model_missing = Signal(str)  # message
     dictation_finished = Signal(dict)  # core.dictation.dictation_record, never the text
 
     # `pressed` travels as an int: PySide6 6.12 mis-counts references to True/False passed
     # through a queued signal from a Python thread (the interpreter aborts at exit).
     _hotkey = Signal(str, int, float)
-    _recorder_stopped = Signal(str)
 
     def __init__(
         self,
         *,
         settings: S.Settings,
-        recorder: Any,  # core.recorder.Recorder
+        recorder: Recorder,
         engine: EngineService,
-        history: Any,  # core.history.History
-        output: Any,  # core.text_output.TextOutput
-        notifier: Any,  # ui.notifications.NotifierLike
-        hotkeys: Any = None,  # platform HotkeyBackend
-        focus: Any = None,  # platform FocusTracker
-        sounds: Any = None,  # ui.sounds.Sounds
+        history: History,
+        output: TextOutput,
+        notifier: NotifierLike,
+        hotkeys: HotkeyBackend | None = None,
+        focus: FocusTracker | None = None,
+        sounds: Sounds | None = None,
         spool: RecordingSpool | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -66,7 +70,9 @@ class DictationController(QObject):
         self.engine = EngineLink(engine, settings, notifier)
         self.engine_state_changed = self.engine.state_changed  # for the tray and menu
         self.memory_changed = self.engine.memory_changed
-        self.focus, self.sounds, self.spool = focus, sounds, spool
+        self.microphone = MicrophoneLink(recorder, settings, notifier, sounds, clock)
+        self.level_changed = self.microphone.level_changed  # RMS while recording, for the tray
+        self.spool = spool
         self.hotkeys = HotkeyRegistration(hotkeys, settings, notifier)
         self._clock = clock
         self.book = D.DictationBook()
@@ -77,24 +83,20 @@ class DictationController(QObject):
             notifier=notifier,
             spool=spool,
             clock=clock,
+            focus=focus,
         )
         self.delivery.delivered.connect(self._on_delivered)
         self.history_changed = self.delivery.history_changed
         self._error: str | None = None
         self._state = D.AppState.UNLOADED
-        self._level_timer = QTimer(self)
-        self._level_timer.setInterval(LEVEL_INTERVAL_MS)
-        self._level_timer.timeout.connect(self._poll_level)
-        queued = Qt.ConnectionType.QueuedConnection
-        self._hotkey.connect(self._on_hotkey, queued)
-        self._recorder_stopped.connect(self._on_recorder_stopped, queued)
+        self._hotkey.connect(self._on_hotkey, Qt.ConnectionType.QueuedConnection)
+        self.microphone.stopped.connect(self._on_recorder_stopped)
         self.engine.state_changed.connect(lambda _state: self._update_state())
         self.engine.loaded.connect(self._on_loaded)
         worker = engine.worker
         worker.load_failed.connect(self._on_load_failed)
         worker.transcribed.connect(self._on_transcribed)
         worker.transcribe_failed.connect(self._on_transcribe_failed)
-        recorder.on_stop = lambda reason: self._recorder_stopped.emit(str(reason))
         settings.add_listener(self._on_setting)
         self.engine.apply_idle_policy()
 
@@ -132,42 +134,29 @@ class DictationController(QObject):
     # ================================================================== recording
 
     def _begin(self, trigger: str, hold: bool, language: str | None, now: float) -> None:
-        target = None
-        if self.focus is not None:
-            try:
-                target = self.focus.focused_window()
-            except Exception:
-                log.warning("Cannot read the focused window", exc_info=True)
-        try:
-            self.recorder.start()
-        except MicrophoneError as error:
-            self._error = str(error)
-            self.notifier.show("No microphone", str(error), level="error")
+        target = self.delivery.target_window()
+        self._error = self.microphone.start(now)  # None, or the problem the user was shown
+        if self._error is not None:
             return
-        self._error = None
         language = language or self.settings.get(S.LANGUAGE)
         self.book.begin(trigger, hold=hold, language=language, now=now, target=target)
         self.hotkeys.cancel_key(True, trigger)
         if self.engine.state is EngineState.UNLOADED:
             self.engine.load()  # loads while the user speaks
-        self._sound("start")
-        self._level_timer.start()
         self._update_state()
 
     def _finish(self, now: float, reason: StopReason = StopReason.STOPPED) -> None:
         dictation = self.book.take_active()
         if dictation is None:
             return
-        self._level_timer.stop()
         self.hotkeys.cancel_key(False)
-        dictation.first_frame_at = getattr(self.recorder, "first_frame_at", None)
+        dictation.first_frame_at = self.microphone.first_frame_at
         if D.is_slip(dictation, now, reason):
-            self.recorder.cancel()
+            self.microphone.cancel()
             log.info("Hotkey tapped for %.0f ms: ignored", (now - dictation.key_down) * 1000)
             return self._dropped(dictation, "ignored_tap")
         dictation.key_up = now
-        dictation.recording = self.recorder.stop()
-        self._sound("stop")
+        dictation.recording = self.microphone.stop()
         if dictation.recording.seconds <= 0:
             return self._dropped(dictation, "empty")
         dictation.spooled = self.delivery.keep(dictation.recording.samples, dictation.language)
@@ -178,8 +167,7 @@ class DictationController(QObject):
         dictation = self.book.take_active()
         if dictation is None:
             return
-        self._level_timer.stop()
-        self.recorder.cancel()
+        self.microphone.cancel()
         self.hotkeys.cancel_key(False)
         log.info("Dictation cancelled")
         self._dropped(dictation, "cancelled")
@@ -194,28 +182,8 @@ class DictationController(QObject):
 
     @Slot(str)
     def _on_recorder_stopped(self, reason: str) -> None:
-        if self.book.active is None:
-            return
-        stop = StopReason(reason)
-        told = messages.recording_stopped(stop, self.recorder.max_seconds)
-        if told is not None:
-            self.notifier.show(told[0], told[1], level=told[2])
-        self._finish(self._clock(), stop)
-
-    def _poll_level(self) -> None:
-        active = self.book.active
-        if active is None:
-            return
-        self.level_changed.emit(float(self.recorder.level))
-        silent_for = self.recorder.seconds_since_last_frame()
-        recording_for = self._clock() - active.key_down
-        if silent_for is not None and silent_for > STALL_S and recording_for > STALL_S:
-            log.warning("No audio for %.1f s: treating the microphone as lost", silent_for)
-            self.recorder.mark_device_lost()
-
-    def _sound(self, name: str) -> None:
-        if self.sounds is not None and self.settings.get(S.SOUNDS):
-            self.sounds.play(name)
+        """The recorder stopped by itself (time limit, device lost); the user was told."""
+        self._finish(self._clock(), StopReason(reason))
 
     # ================================================================== kept recordings
 
@@ -226,15 +194,7 @@ class DictationController(QObject):
     def recover_recordings(self) -> None:
         """Transcribe every kept recording not already on its way; text to history only."""
         for entry, samples in self.delivery.unfinished(self.book.spooled_paths()):
-            dictation = self.book.new(
-                D.RECOVERED_TRIGGER,
-                hold=False,
-                language=entry.language,
-                now=self._clock(),
-                target=None,
-            )
-            dictation.spooled = entry
-            self._transcribe(dictation, samples)
+            self._transcribe(self.book.recovered(entry, self._clock()), samples)
         self._update_state()
 
     # ================================================================== engine
@@ -244,7 +204,7 @@ class DictationController(QObject):
             self.book.wait_for_text(dictation)
 
     @Slot(object)
-    def _on_loaded(self, _report: Any) -> None:
+    def _on_loaded(self, _report: LoadReport) -> None:
         self._error = None
         self._update_state()
 
@@ -289,7 +249,9 @@ class DictationController(QObject):
         self._update_state()
 
     @Slot(object, object, object)
-    def _on_delivered(self, dictation: D.Dictation, done: TranscribeDone, outcome: Any) -> None:
+    def _on_delivered(
+        self, dictation: D.Dictation, done: TranscribeDone, outcome: OutputResult
+    ) -> None:
         self._report(dictation, "dictation", done, outcome)
         self._update_state()
 
@@ -319,7 +281,11 @@ class DictationController(QObject):
             self.state_changed.emit(state.value)
 
     def _report(
-        self, dictation: D.Dictation, event: str, done: Any = None, outcome: Any = None
+        self,
+        dictation: D.Dictation,
+        event: str,
+        done: TranscribeDone | None = None,
+        outcome: OutputResult | None = None,
     ) -> None:
         record = D.dictation_record(
             dictation, event, self._clock(), done, outcome, self.engine.last_load
@@ -327,7 +293,6 @@ class DictationController(QObject):
         self.dictation_finished.emit(record)
 
     def shutdown(self) -> None:
-        self._level_timer.stop()
         if self.book.active is not None:
             self.cancel()
         self.delivery.shutdown()

@@ -1,8 +1,9 @@
 """From a transcription to text in the window: the history first, then the paste.
 
-The history is written before anything is pasted, so no paste failure can lose the text; the
-recording kept on disk goes once the text is in the history or in the window. The paste runs
-on a background lane, in order, and its outcome comes back as `delivered`.
+The window is the one that had focus at key-down (`target_window`, when the platform can
+tell). The history is written before anything is pasted, so no paste failure can lose the
+text; the recording kept on disk goes once the text is in the history or in the window. The
+paste runs on a background lane, in order, and its outcome comes back as `delivered`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from nanodictate import settings as S
 from nanodictate.core import messages
 from nanodictate.core.dictation import Dictation
+from nanodictate.core.ports import FocusTracker, WindowInfo
 from nanodictate.core.spool import RecordingSpool, SpooledRecording
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.ui.background import BackgroundLane
@@ -38,11 +40,23 @@ class TextDelivery(QObject):
         notifier: Any,
         spool: RecordingSpool | None,
         clock: Callable[[], float],
+        focus: FocusTracker | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.history, self.output = settings, history, output
         self.notifier, self.spool, self._clock = notifier, spool, clock
+        self.focus = focus
         self._lane = BackgroundLane("paste")
+
+    def target_window(self) -> WindowInfo | None:
+        """The window focused now, where a dictation starting now will paste (None: unknown)."""
+        if self.focus is None:
+            return None
+        try:
+            return self.focus.focused_window()
+        except Exception:
+            log.warning("Cannot read the focused window", exc_info=True)
+            return None
 
     @property
     def running(self) -> int:

@@ -15,7 +15,8 @@ from nanodictate.core.dictation import (
     TOGGLE_ID,
 )
 from nanodictate.core.errors import NanodictateError
-from nanodictate.platform.base import Hotkey, HotkeyBackend
+from nanodictate.core.hotkeys import Hotkey
+from nanodictate.platform.base import HotkeyBackend
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""Download the missing models in a background thread, with progress as Qt signals.
+"""Download the missing models on a background lane, with progress as Qt signals.
+
+The download runs on its own `BackgroundLane` (`ui.background`), never on the GUI thread;
+`cancel()` stops it at the next progress report or file (`core.models.progress`: the partial
+folder stays, and the next download resumes it), and the outcome comes back on the GUI thread
+as `finished`. At quit the app cancels it; the lane's thread ends at that next report.
 
 What is downloaded and how big it is are decided here once (`models_to_download`,
 `download_size`), so the tooltip, the notification and the confirmation dialog cannot
@@ -23,6 +28,7 @@ from nanodictate.core.models.store import (
     human_size,
     model_folder,
 )
+from nanodictate.ui.background import BackgroundLane
 
 if TYPE_CHECKING:
     from nanodictate.core.models.download import DownloadProgress
@@ -65,32 +71,36 @@ def _download_from_hubs(
 
 
 class ModelDownloader(QObject):
-    progress = Signal(float, str)  # fraction of the current model, text for the user
+    progress = Signal(float, str)  # fraction of the current model, text for the user (any thread)
     # ok as an int: bools through queued signals from Python threads crash PySide6 6.12.
-    finished = Signal(int, str)  # ok, message for the user
+    finished = Signal(int, str)  # ok, message for the user (on the GUI thread)
 
     def __init__(self, models_dir: Path, download: DownloadFunction = _download_from_hubs) -> None:
         super().__init__()
         self.models_dir = models_dir
         self._download = download
-        self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self.lane = BackgroundLane("download")  # its thread: "nanodictate-download_0"
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """From `start` until `finished` was emitted."""
+        return self.lane.running > 0
 
     def start(self) -> None:
         if self.running:
             return
         self._cancel.clear()
-        self._thread = threading.Thread(target=self._run, name="nanodictate-download", daemon=True)
-        self._thread.start()
+        self.lane.run(self._run, self._done)
 
     def cancel(self) -> None:
         self._cancel.set()
 
-    def _run(self) -> None:
+    def _done(self, outcome: tuple[int, str]) -> None:
+        self.finished.emit(*outcome)
+
+    def _run(self) -> tuple[int, str]:
+        """On the lane's thread: every missing model, in order; (ok, message for the user)."""
         from nanodictate.core.errors import NanodictateError
 
         try:
@@ -106,10 +116,8 @@ class ModelDownloader(QObject):
 
                 self._download(spec, self.models_dir, report, self._cancel)
         except NanodictateError as error:
-            self.finished.emit(0, str(error))
-            return
+            return 0, str(error)
         except Exception:
             log.exception("Model download failed")
-            self.finished.emit(0, "The download failed; the log has the details.")
-            return
-        self.finished.emit(1, "The speech model is installed. Dictate away.")
+            return 0, "The download failed; the log has the details."
+        return 1, "The speech model is installed. Dictate away."

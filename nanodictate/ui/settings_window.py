@@ -124,7 +124,7 @@ def check_hotkey(text: str) -> str | None:
     """The problem with a hotkey's text, or None when it parses (empty = off)."""
     if not text.strip():
         return None
-    from nanodictate.platform.base import Hotkey
+    from nanodictate.core.hotkeys import Hotkey
 
     try:
         Hotkey.parse(text)

@@ -16,6 +16,7 @@ from typing import Any
 
 from desktop.harness import DesktopError, DesktopSession, TextWindow, WindowGeometry
 from nanodictate import settings as S
+from nanodictate.ui.settings_store import IniFileStore
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "bench" / "out"
@@ -55,7 +56,7 @@ class App:
         self.base = base
         self.config_dir = base / "config"
         self.report = base / "report.jsonl"
-        store = S.Settings(self.config_dir / S.SETTINGS_FILE_NAME)
+        store = S.Settings(self.config_dir / S.SETTINGS_FILE_NAME, open_store=IniFileStore)
         for setting, value in settings.items():
             store.set(setting, value)
         store.sync()
@@ -121,7 +122,7 @@ class App:
         return self.desk.log_tail("app", lines)
 
     def settings(self) -> S.Settings:
-        return S.Settings(self.config_dir / S.SETTINGS_FILE_NAME)
+        return S.Settings(self.config_dir / S.SETTINGS_FILE_NAME, open_store=IniFileStore)
 
     # --- the tray
 

@@ -23,6 +23,7 @@ from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.transcriber import LoadReport, Precision
 from nanodictate.ui.controller import DictationController
 from nanodictate.ui.setting_effects import start_microphone
+from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.worker import EngineService
 
 WAIT_MS = 5000
@@ -58,7 +59,7 @@ class Rig:
         *,
         history_path: Path | None = None,
     ) -> None:
-        self.settings = S.Settings(tmp_path / "settings.ini")
+        self.settings = S.Settings(tmp_path / "settings.ini", open_store=IniFileStore)
         self.sd = FakeSoundDevice(rate=16000, channels=1)
         self.recorder = Recorder(self.sd, keep_open=True)
         self.engine = engine

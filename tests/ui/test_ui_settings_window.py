@@ -19,12 +19,13 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QDialogButtonBox
 
 from nanodictate import settings as S
+from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.settings_window import SettingsWindow
 
 
 @pytest.fixture
 def window(qapp: Any, qtbot: Any, tmp_path: Path) -> SettingsWindow:
-    window = SettingsWindow(S.Settings(tmp_path / "settings.ini"))
+    window = SettingsWindow(S.Settings(tmp_path / "settings.ini", open_store=IniFileStore))
     qtbot.addWidget(window)
     return window
 
@@ -70,10 +71,12 @@ from PySide6.QtWidgets import QApplication
 
 app = QApplication(["settings-window-test", "-platform", "offscreen:configfile=" + sys.argv[1]])
 from nanodictate import settings as S
+from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.settings_window import SettingsWindow
 
 QCursor.setPos(int(sys.argv[2]), int(sys.argv[3]))  # the user is on this screen
-window = SettingsWindow(S.Settings(Path(tempfile.mkdtemp()) / "settings.ini"))
+settings = S.Settings(Path(tempfile.mkdtemp()) / "settings.ini", open_store=IniFileStore)
+window = SettingsWindow(settings)
 window.show()
 app.processEvents()
 frame, area = window.frameGeometry(), QGuiApplication.screenAt(QCursor.pos()).availableGeometry()

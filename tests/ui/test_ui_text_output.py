@@ -260,7 +260,7 @@ def test_copy_only_and_type_modes() -> None:
 
 
 def test_a_failing_keyboard_backend_leaves_the_text_on_the_clipboard() -> None:
-    from nanodictate.platform.base import KeyboardOutputUnavailableError
+    from nanodictate.core.ports import KeyboardOutputUnavailableError
 
     output, _, clipboard, keyboard, _ = make()
 

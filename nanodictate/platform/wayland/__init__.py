@@ -23,11 +23,8 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 
-from nanodictate.platform.base import (
-    HotkeyBackend,
-    KeyboardOutputUnavailableError,
-    PlatformBackends,
-)
+from nanodictate.core.ports import KeyboardOutputUnavailableError
+from nanodictate.platform.base import HotkeyBackend, PlatformBackends
 from nanodictate.platform.unavailable import (
     CopyOnlyKeyboardOutput,
     NoFocusTracker,

@@ -36,7 +36,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from nanodictate.platform.base import Hotkey, HotkeyEventCallback, HotkeysUnavailableError
+from nanodictate.core.hotkeys import Hotkey
+from nanodictate.platform.base import HotkeyEventCallback, HotkeysUnavailableError
 
 log = logging.getLogger(__name__)
 

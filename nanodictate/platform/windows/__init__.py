@@ -29,13 +29,13 @@ from collections.abc import Callable
 from ctypes import wintypes
 from typing import Any
 
+from nanodictate.core.hotkeys import Hotkey
+from nanodictate.core.ports import WindowInfo
 from nanodictate.platform.base import (
-    Hotkey,
     HotkeyEventCallback,
     HotkeysUnavailableError,
     HotkeyTakenError,
     PlatformBackends,
-    WindowInfo,
 )
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from Xlib import X
 from Xlib import error as xerror
 from Xlib.protocol import event as xevent
 
-from nanodictate.platform.base import WindowInfo
+from nanodictate.core.ports import WindowInfo
 from nanodictate.platform.x11._xlib import Display, X11ConnectionError
 from nanodictate.platform.x11.keyboard import X11Connection
 from nanodictate.platform.x11.terminals import is_terminal_class, pastes_primary_class

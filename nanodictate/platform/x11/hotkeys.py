@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 from Xlib import X
 from Xlib import error as xerror
 
+from nanodictate.core.hotkeys import Hotkey
 from nanodictate.platform.base import (
-    Hotkey,
     HotkeyEventCallback,
     HotkeysUnavailableError,
     HotkeyTakenError,

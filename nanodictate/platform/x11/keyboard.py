@@ -24,7 +24,7 @@ from Xlib import XK, X
 from Xlib import error as xerror
 from Xlib.ext import xtest
 
-from nanodictate.platform.base import KeyboardOutputUnavailableError
+from nanodictate.core.ports import KeyboardOutputUnavailableError
 from nanodictate.platform.x11._xlib import (
     Display,
     KeyboardMap,

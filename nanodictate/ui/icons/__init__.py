@@ -1,4 +1,9 @@
-"""Tray icons: one SVG per state in resources/icons, plus the input level while recording.
+"""Tray icons: one SVG per state, plus the input level while recording.
+
+The SVGs (`mic-<state>.svg`) sit beside this module and ship as package data (pyproject.toml),
+so they are read with importlib.resources wherever the package is installed: a source tree,
+a wheel, a zip. The top-level resources/ folder holds what installers use instead (the menu
+entry and the app's own icon).
 
 The level is drawn as a white fill rising inside the microphone's capsule, quantised to a
 few steps so the icon is re-rendered (and the tray re-sent) only when it visibly changes.
@@ -9,10 +14,9 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import sys
-from pathlib import Path
+from importlib import resources
 
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QByteArray, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
@@ -20,12 +24,6 @@ from nanodictate.core.dictation import AppState
 
 log = logging.getLogger(__name__)
 
-# The source tree (editable install) first, then where a wheel puts them (pyproject data-files).
-_ICON_DIRS = (
-    Path(__file__).resolve().parents[2] / "resources" / "icons",
-    Path(sys.prefix) / "share" / "nanodictate" / "icons",
-)
-ICON_DIR = next((folder for folder in _ICON_DIRS if folder.is_dir()), _ICON_DIRS[0])
 SIZE = 64
 LEVEL_STEPS = 8
 # The capsule of the SVGs (x, y, w, h, radius), in the 64×64 viewBox.
@@ -46,18 +44,26 @@ def level_step(rms: float) -> int:
     return round(level_fraction(rms) * LEVEL_STEPS)
 
 
+def svg_bytes(state: AppState) -> bytes | None:
+    """The SVG of `state`'s icon, from the package data; None when it is missing."""
+    try:
+        return (resources.files(__name__) / f"mic-{state.value}.svg").read_bytes()
+    except OSError:
+        return None
+
+
 @functools.cache
 def _pixmap(state: AppState) -> QPixmap:
     pixmap = QPixmap(SIZE, SIZE)
     pixmap.fill(Qt.GlobalColor.transparent)
-    path = ICON_DIR / f"mic-{state.value}.svg"
-    renderer = QSvgRenderer(str(path))
+    svg = svg_bytes(state)
+    renderer = QSvgRenderer(QByteArray(svg or b""))
     painter = QPainter(pixmap)
     if renderer.isValid():
         renderer.render(painter)
     else:
         # A packaging mistake must not leave an invisible tray icon.
-        log.warning("Icon %s is missing; drawing a plain one", path)
+        log.warning("Icon mic-%s.svg is missing or damaged; drawing a plain one", state.value)
         painter.setBrush(QColor("#e53935" if state is AppState.RECORDING else "#757575"))
         painter.drawEllipse(8, 8, SIZE - 16, SIZE - 16)
     painter.end()
