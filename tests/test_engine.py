@@ -3,12 +3,14 @@ and the real FSMN-VAD model, with speech made by espeak-ng."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,6 +69,8 @@ def _count_llm_calls(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[in
 def test_speech_gives_the_replica_text(engine: Engine, hello: np.ndarray, precision: str) -> None:
     report = engine.load(precision, "cpu")
     assert report.precision == Precision(precision) and report.device == "cpu"
+    assert report.compute_dtype == ("bf16" if precision == "bf16" else "fp32")
+    assert report.compute_note is None
     result = engine.transcribe(hello, 16000, language="en")
     assert result.text == DETERMINISTIC_TEXT
     assert result.speech_found and len(result.segments) == 1
@@ -106,6 +110,31 @@ def test_two_minute_recording_is_split_at_pauses(
     assert all(segment.end - segment.start <= 20.0 for segment in result.segments)
     assert len(calls) == len(result.segments)
     assert result.text == " ".join([DETERMINISTIC_TEXT] * len(result.segments))
+
+
+def test_the_output_head_computes_logits_for_the_last_position_only(
+    engine: Engine, hello: np.ndarray
+) -> None:
+    """transformers' generate passes logits_to_keep=1: the prefill runs the 151,936-row head
+    on one position, not on the hundreds of the prompt and audio."""
+    engine.load("int8", "cpu")
+    llm = engine._loaded.automodel.model.llm  # type: ignore[union-attr]
+    first_layer = llm.model.layers[0].self_attn.q_proj
+    head_rows: list[int] = []
+    layer_rows: list[int] = []
+    hooks = [
+        llm.lm_head.register_forward_pre_hook(lambda _m, args: head_rows.append(args[0].shape[-2])),
+        first_layer.register_forward_pre_hook(
+            lambda _m, args: layer_rows.append(args[0].shape[-2])
+        ),
+    ]
+    try:
+        assert engine.transcribe(hello, 16000).text == DETERMINISTIC_TEXT
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert layer_rows[0] > 20  # the prefill: prompt and audio positions together (46 here)
+    assert len(head_rows) == len(layer_rows) and set(head_rows) == {1}, (head_rows, layer_rows)
 
 
 def test_int8_holds_less_than_fp32_and_quantizes_the_tied_embedding(engine: Engine) -> None:
@@ -263,11 +292,12 @@ def test_checkpoint_with_missing_weights(models_root: Path, tmp_path: Path) -> N
     import torch
 
     folder = _copy_replica(models_root, tmp_path)
-    state = torch.load(folder / "model.pt", weights_only=True)
+    saved = torch.load(folder / "model.pt", weights_only=True)
+    state = saved["state_dict"]  # the release wraps its weights
     dropped = [key for key in state if key.startswith("audio_adaptor.")]
     for key in dropped:
         del state[key]
-    torch.save(state, folder / "model.pt")
+    torch.save(saved, folder / "model.pt")
     message = _load_fails(folder, tmp_path, models_root)
     assert f"{len(dropped)} of" in message and "audio_adaptor." in message
 
@@ -438,3 +468,41 @@ def test_cli_stderr_has_no_funasr_root_logger_lines(models_root: Path, tmp_path:
             assert " INFO nanodictate." in done.stderr
         else:
             assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("oom_on", "expected"),
+    [
+        ({("bf16", "cuda")}, ("int8", "cuda")),
+        ({("bf16", "cuda"), ("int8", "cuda")}, ("int8", "cpu")),
+    ],
+)
+def test_gpu_out_of_memory_while_loading_falls_back_simulated_gpu(
+    models_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    oom_on: set[tuple[str, str]],
+    expected: tuple[str, str],
+) -> None:
+    """Another program takes the GPU's memory while BF16 loads (the plan saw it free): INT8 on
+    the GPU is tried next, then INT8 on the CPU. No GPU here: building on "cuda" raises
+    torch's OOM for the placements in ``oom_on``."""
+    import torch
+
+    engine = _engine(models_root, tmp_path, memory_probe=_Probe(16 * GIB, 8 * GIB))
+    monkeypatch.setattr(engine, "_gpu_bf16", lambda device: True)
+    tried: list[tuple[str, str]] = []
+    build = engine._build
+
+    def building(placement: Any, checkpoint: Path) -> Any:
+        tried.append((placement.precision.value, placement.device))
+        if tried[-1] in oom_on:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return build(dataclasses.replace(placement, device="cpu"), checkpoint)
+
+    monkeypatch.setattr(engine, "_build", building)
+    report = engine.load("bf16", "auto")
+    assert tried == [("bf16", "cuda"), *sorted(oom_on - {("bf16", "cuda")}), expected]
+    assert (report.precision.value, report.device) == expected
+    assert "ran out of memory while loading BF16" in (report.fallback_reason or "")
+    engine.unload()

@@ -52,6 +52,9 @@ class LoadReport:
     seconds: float
     from_cache: bool
     fallback_reason: str | None
+    # The LLM's activations, "bf16" or "fp32"; with a note when a GPU without bf16 made it fp32.
+    compute_dtype: str = "fp32"
+    compute_note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ class Tray(QObject):
         if load is not None and engine.state in ("ready", "offloaded"):
             precision = str(getattr(load.precision, "value", load.precision)).upper()
             device = "GPU" if load.device == "cuda" else "CPU"
+            if load.compute_note:  # "GPU (fp32 compute: this GPU has no bf16)"
+                device += f" ({load.compute_dtype} compute: {load.compute_note})"
         lines.append(f"Precision: {precision} · Device: {device}")
         memory = engine.memory
         if engine.state == "unloaded" or memory is None:

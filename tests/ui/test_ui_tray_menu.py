@@ -7,25 +7,29 @@ from __future__ import annotations
 import re
 import threading
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QObject, QRect, Signal
+from PySide6.QtCore import QByteArray, QObject, QRect, Signal
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QSystemTrayIcon
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
+from nanodictate.core.errors import DownloadError
 from nanodictate.core.history import History
 from nanodictate.core.models.download import DownloadProgress
 from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
-from nanodictate.core.transcriber import MemoryReport
+from nanodictate.core.transcriber import LoadReport, MemoryReport, Precision
 from nanodictate.ui.download_dialog import DownloadOffer
-from nanodictate.ui.icons import icon_for, level_step
+from nanodictate.ui.icons import icon_for, level_step, svg_bytes
 from nanodictate.ui.menu import TrayMenu
 from nanodictate.ui.model_download import ModelDownloader, download_size, models_to_download
 from nanodictate.ui.notifications import TrayNotifier
+from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.settings_window import SettingsWindow
 from nanodictate.ui.tray import Tray
 
@@ -57,7 +61,7 @@ class StubEngine:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> S.Settings:
-    return S.Settings(tmp_path / "settings.ini")
+    return S.Settings(tmp_path / "settings.ini", open_store=IniFileStore)
 
 
 def test_every_state_has_its_own_icon(qapp: Any) -> None:
@@ -68,6 +72,17 @@ def test_every_state_has_its_own_icon(qapp: Any) -> None:
     loud = icon_for(AppState.RECORDING, level_step(0.3)).pixmap(64, 64).toImage()
     assert quiet != loud
     assert level_step(0.0) == 0 and level_step(1e-4) == 0 and level_step(0.5) == 8
+
+
+def test_icons_are_package_data(qapp: Any) -> None:
+    """Every state's SVG comes from the installed package (importlib.resources), not from a
+    folder of the source tree, and pyproject.toml ships it."""
+    for state in AppState:
+        svg = svg_bytes(state)
+        assert svg is not None and QSvgRenderer(QByteArray(svg)).isValid(), state
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    package_data = pyproject["tool"]["setuptools"]["package-data"]
+    assert package_data["nanodictate.ui.icons"] == ["*.svg"]
 
 
 def test_tray_follows_state_level_and_memory(qapp: Any, settings: S.Settings) -> None:
@@ -86,6 +101,24 @@ def test_tray_follows_state_level_and_memory(qapp: Any, settings: S.Settings) ->
     assert "Ready" in tip and "600 MB RAM" in tip and "INT8" in tip and "Auto" in tip
     settings.set(S.LANGUAGE, "ja")
     assert "日本語" in tray.icon.toolTip()
+
+
+def test_tooltip_says_a_simulated_gpu_without_bf16_computes_in_fp32(
+    qapp: Any, settings: S.Settings
+) -> None:
+    controller = StubController()
+    tray = Tray(controller, settings)
+    controller.engine.state = "ready"
+    controller.engine.last_load = LoadReport(
+        Precision.INT8, "cuda", 1.0, True, None, "fp32", "this GPU has no bf16"
+    )
+    controller.engine_state_changed.emit("ready")
+    assert "Precision: INT8 · Device: GPU (fp32 compute: this GPU has no bf16)" in (
+        tray.icon.toolTip()
+    )
+    controller.engine.last_load = LoadReport(Precision.INT8, "cuda", 1.0, True, None, "bf16")
+    controller.engine_state_changed.emit("ready")
+    assert "Precision: INT8 · Device: GPU\n" in tray.icon.toolTip()
 
 
 def _menu(
@@ -283,6 +316,8 @@ class DownloadRig:
         self.models_dir = tmp_path / "models"
         self.fetched: list[str] = []
         self.threads: set[str] = set()
+        self.hold_until_cancelled = False  # the transfer waits for a cancel, then stops
+        self.transferring = threading.Event()
         self.downloader = ModelDownloader(self.models_dir, download=self._fetch)
         self.menu = TrayMenu(
             settings,
@@ -299,6 +334,10 @@ class DownloadRig:
         self.threads.add(threading.current_thread().name)
         self.fetched.append(spec.name)
         progress(DownloadProgress("model.pt", 1 << 20, 2 << 20, 1 << 20, 2 << 20))
+        if self.hold_until_cancelled:
+            self.transferring.set()
+            assert cancel.wait(10)
+            raise DownloadError("Download cancelled")  # what download_model raises
         return models_dir / spec.folder_name
 
 
@@ -334,8 +373,38 @@ def test_notification_click_opens_the_dialog_and_only_download_starts_it(
     dialog.download_button.click()
     qtbot.waitUntil(lambda: "Model download" in [t for t, _m in rig.icon.shown], timeout=5000)
     assert rig.fetched == ["fsmn-vad", "fun-asr-mlt-nano"]
-    assert rig.threads == {"nanodictate-download"}
+    # On the download's background lane, never on the GUI thread.
+    (thread,) = rig.threads
+    assert thread.startswith("nanodictate-download")
+    assert thread != threading.main_thread().name
     assert rig.offer.dialog is None
+
+
+def test_a_running_download_reports_progress_and_can_be_cancelled(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    rig = DownloadRig(settings, tmp_path)
+    rig.hold_until_cancelled = True
+    rig.offer.offer()
+    rig.offer.confirm()
+    assert rig.offer.dialog is not None
+    rig.offer.dialog.download_button.click()
+    assert rig.transferring.wait(5)
+    # The GUI thread is free while the transfer runs: the progress reaches the tray.
+    qtbot.waitUntil(lambda: "Downloading FSMN-VAD: 50%" in rig.tray.icon.toolTip(), timeout=5000)
+    assert "Downloading FSMN-VAD: 50%" in rig.menu.download_action.text()
+    assert rig.downloader.running
+    rig.offer.confirm()  # no second dialog while it runs
+    assert rig.offer.dialog is None
+    rig.downloader.cancel()
+    failed = ("Model download failed", "Download cancelled")
+    qtbot.waitUntil(lambda: failed in rig.icon.shown, timeout=5000)
+    assert not rig.downloader.running
+    assert rig.fetched == ["fsmn-vad"]  # the next model was not started
+    (thread,) = rig.threads
+    assert thread.startswith("nanodictate-download")
+    assert rig.menu.download_action.isVisible()  # still on offer for later
+    assert "about" in rig.menu.download_action.text()
 
 
 def test_not_now_downloads_nothing(

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from nanodictate.core.asr.placement import llm_compute_dtype
 from nanodictate.core.transcriber import (
     EngineState,
     LoadReport,
@@ -125,6 +126,7 @@ class FakeEngine:
         self.on_state_change: Callable[[EngineState], None] | None = None
         self._state = EngineState.UNLOADED
         self.device = "cpu"
+        self.gpu_bf16 = True  # False: a simulated GPU without bf16 (T4, V100, GTX 10/16)
         self.calls: list[tuple[Any, ...]] = []
         self.load_error: BaseException | None = None
         self.gate: threading.Event | None = None  # when set, load waits for it
@@ -144,7 +146,7 @@ class FakeEngine:
         self.calls.append(("load", str(precision), str(device)))
         if self._state in (EngineState.READY, EngineState.OFFLOADED):
             self._set(EngineState.READY)
-            return LoadReport(Precision(precision), self.device, 0.0, True, None)
+            return self._report(precision, 0.0, True)
         self._set(EngineState.LOADING)
         if self.gate is not None:
             self.gate.wait(5)
@@ -152,7 +154,19 @@ class FakeEngine:
             self._set(EngineState.UNLOADED)
             raise self.load_error
         self._set(EngineState.READY)
-        return LoadReport(Precision(precision), self.device, self.load_seconds or 0.01, False, None)
+        return self._report(precision, self.load_seconds or 0.01, False)
+
+    def _report(self, precision: Any, seconds: float, from_cache: bool) -> LoadReport:
+        compute = llm_compute_dtype(Precision(precision), self.device, self.gpu_bf16)
+        return LoadReport(
+            Precision(precision),
+            self.device,
+            seconds,
+            from_cache,
+            None,
+            compute.dtype,
+            compute.note,
+        )
 
     def transcribe(
         self,

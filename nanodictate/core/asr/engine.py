@@ -4,7 +4,8 @@ One ``Engine`` is driven from one worker thread (the tray app's QThread or the C
 thread). Nothing heavy is imported until ``load``: importing this module costs no torch.
 
 Loading, in order:
-1. decide precision and device from the memory that is free (fall back to INT8, then CPU);
+1. decide precision and device from the memory that is free (fall back to INT8, then CPU),
+   and the LLM's compute dtype from the GPU (fp32 where it has no bf16; `placement`);
 2. verify the model folder (clear message for a missing or damaged file);
 3. let funasr's AutoModel parse the folder and build tokenizer, frontend and model — the
    model with parameters on the meta device — while our loader fills the weights from a
@@ -14,6 +15,7 @@ Loading, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -22,11 +24,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nanodictate.core.asr import memory
+from nanodictate.core.asr.placement import MemoryProbe as MemoryProbe
+from nanodictate.core.asr.placement import ModelSize as ModelSize
+from nanodictate.core.asr.placement import Placement as Placement
+from nanodictate.core.asr.placement import SystemMemoryProbe as SystemMemoryProbe
+from nanodictate.core.asr.placement import cuda_bf16_traits, gpu_has_bf16
+from nanodictate.core.asr.placement import plan_placement as plan_placement
 from nanodictate.core.audio_input import SAMPLE_RATE, prepare_audio
 from nanodictate.core.errors import EngineStateError, ModelCorruptError, OutOfMemoryError
 from nanodictate.core.languages import language_for
@@ -54,98 +62,6 @@ TOKENS_PER_SECOND_CAP = 10
 MIN_TOKEN_CAP = 24
 
 
-_CPU_HEADROOM = 600 << 20  # activations, tokenizer, frontend, allocator slack
-_CUDA_HEADROOM = 700 << 20  # activations, KV cache, cuBLAS workspace
-
-
-class MemoryProbe(Protocol):
-    def available_ram(self) -> int: ...
-    def cuda_free(self) -> int | None: ...
-
-
-class SystemMemoryProbe:
-    """What the machine really has free."""
-
-    def available_ram(self) -> int:
-        return memory.available_ram()
-
-    def cuda_free(self) -> int | None:
-        import torch
-
-        if not torch.cuda.is_available():
-            return None
-        free, _total = torch.cuda.mem_get_info()
-        return int(free)
-
-
-@dataclass(frozen=True)
-class ModelSize:
-    """Parameter counts, read from the checkpoint's tensor shapes."""
-
-    audio: int  # encoder and adaptor: always fp32 (funasr runs them in fp32)
-    llm: int
-
-    def weight_bytes(self, precision: Precision) -> int:
-        if precision is Precision.FP32:
-            return 4 * (self.audio + self.llm)
-        if precision is Precision.BF16:
-            return 4 * self.audio + 2 * self.llm
-        # one byte per weight, plus per-row scales, norms and biases kept in float
-        return int(1.05 * (self.audio + self.llm))
-
-
-@dataclass(frozen=True)
-class Placement:
-    precision: Precision
-    device: str  # "cuda" or "cpu"
-    fallback_reason: str | None = None
-
-
-def plan_placement(
-    precision: Precision,
-    device: DeviceChoice,
-    size: ModelSize,
-    probe: MemoryProbe,
-) -> Placement:
-    """Pick the requested precision and device if they fit, else the leanest that does."""
-    cuda_free = probe.cuda_free()
-    reasons: list[str] = []
-    if device is DeviceChoice.CUDA and cuda_free is None:
-        reasons.append("no CUDA GPU is available")
-    devices = (
-        ["cuda", "cpu"] if cuda_free is not None and device is not DeviceChoice.CPU else ["cpu"]
-    )
-    candidates = [(precision, devices[0])]
-    if precision is not Precision.INT8:
-        candidates.append((Precision.INT8, devices[0]))
-    if devices[0] == "cuda":
-        candidates.append((Precision.INT8, "cpu"))
-
-    for candidate_precision, candidate_device in candidates:
-        need = size.weight_bytes(candidate_precision)
-        if candidate_device == "cuda":
-            free = cuda_free or 0
-            need += _CUDA_HEADROOM
-        else:
-            free = probe.available_ram()
-            need += _CPU_HEADROOM
-        if need <= free:
-            if (candidate_precision, candidate_device) != (precision, devices[0]) or reasons:
-                reason = "; ".join(reasons) or "not enough free memory"
-                return Placement(candidate_precision, candidate_device, reason)
-            return Placement(candidate_precision, candidate_device)
-        where = "GPU" if candidate_device == "cuda" else "RAM"
-        reasons.append(
-            f"{candidate_precision.value.upper()} on the {where} needs {need / 2**30:.1f} GiB, "
-            f"{free / 2**30:.1f} GiB free"
-        )
-    raise OutOfMemoryError(
-        "Not enough free memory to load the speech model: "
-        + "; ".join(reasons)
-        + ". Close other programs and try again."
-    )
-
-
 @dataclass
 class _Loaded:
     automodel: Any
@@ -154,6 +70,18 @@ class _Loaded:
     detector: SpeechDetector | None
     # What was asked for: after a fallback the same request must not reload every time.
     requested: tuple[Precision, DeviceChoice]
+
+
+def _report(placement: Placement, seconds: float, from_cache: bool) -> LoadReport:
+    return LoadReport(
+        placement.precision,
+        placement.device,
+        seconds,
+        from_cache,
+        placement.fallback_reason,
+        compute_dtype=placement.compute_dtype,
+        compute_note=placement.compute_note,
+    )
 
 
 def default_threads() -> int:
@@ -244,10 +172,7 @@ class Engine:
             if loaded is not None and loaded.requested == (precision, device):
                 if self._state is EngineState.OFFLOADED:
                     self._restore_to_gpu(loaded)
-                placement = loaded.placement
-                return LoadReport(
-                    placement.precision, placement.device, 0.0, True, placement.fallback_reason
-                )
+                return _report(loaded.placement, 0.0, from_cache=True)
             if loaded is not None:
                 self.unload()
             self._set_state(EngineState.LOADING)
@@ -269,7 +194,11 @@ class Engine:
 
         torch.set_num_threads(self.threads)
         placement = plan_placement(
-            precision, device, self._model_size(checkpoint_path), self._probe
+            precision,
+            device,
+            self._model_size(checkpoint_path),
+            self._probe,
+            gpu_bf16=self._gpu_bf16(device),
         )
         if placement.fallback_reason:
             log.warning(
@@ -289,37 +218,71 @@ class Engine:
         except torch.cuda.OutOfMemoryError:
             if placement.device != "cuda":
                 raise
-            self._drop()
-            fallback = Placement(Precision.INT8, "cpu", "the GPU ran out of memory while loading")
-            log.warning("CUDA out of memory while loading; falling back to INT8 on the CPU")
-            automodel, from_cache = self._build(fallback, checkpoint_path)
-            placement = fallback
+            placement = self._placement_after_load_oom(placement, device, checkpoint_path)
+            try:
+                automodel, from_cache = self._build(placement, checkpoint_path)
+            except torch.cuda.OutOfMemoryError:
+                if placement.device != "cuda":
+                    raise
+                self._drop()
+                placement = Placement(Precision.INT8, "cpu", placement.fallback_reason)
+                automodel, from_cache = self._build(placement, checkpoint_path)
 
         detector = self._load_detector()
-        llm_dtype = (
-            "bf16"
-            if placement.precision is Precision.BF16
-            or (placement.precision is Precision.INT8 and placement.device == "cuda")
-            else "fp32"
+        self._loaded = _Loaded(
+            automodel, placement, placement.compute_dtype, detector, (precision, device)
         )
-        self._loaded = _Loaded(automodel, placement, llm_dtype, detector, (precision, device))
         seconds = time.perf_counter() - started
         log.info(
-            "Model loaded: %s on %s in %.1f s%s",
+            "Model loaded: %s on %s, %s compute%s, in %.1f s%s",
             placement.precision.value,
             placement.device,
+            placement.compute_dtype,
+            f" ({placement.compute_note})" if placement.compute_note else "",
             seconds,
             " (INT8 cache)" if from_cache else "",
         )
-        return LoadReport(
-            placement.precision, placement.device, seconds, from_cache, placement.fallback_reason
-        )
+        return _report(placement, seconds, from_cache)
+
+    @staticmethod
+    def _gpu_bf16(device: DeviceChoice) -> bool:
+        if device is DeviceChoice.CPU:
+            return True  # not asked: no GPU is used
+        bf16_supported, capability = cuda_bf16_traits()
+        native = gpu_has_bf16(bf16_supported, capability)
+        if capability is not None and not native:
+            log.info("GPU sm_%d%d has no native bf16: the LLM computes in fp32", *capability)
+        return native
+
+    def _placement_after_load_oom(
+        self, failed: Placement, device: DeviceChoice, checkpoint_path: Path
+    ) -> Placement:
+        """Another program took the GPU's memory while we loaded (the plan saw it free): INT8
+        on the GPU if that was not what failed and it still fits, else INT8 on the CPU."""
+        self._drop()
+        reason = f"the GPU ran out of memory while loading {failed.precision.value.upper()}"
+        log.warning("CUDA out of memory while loading %s; falling back", failed.precision.value)
+        if failed.precision is not Precision.INT8:
+            try:
+                smaller = plan_placement(
+                    Precision.INT8,
+                    device,
+                    self._model_size(checkpoint_path),
+                    self._probe,
+                    gpu_bf16=self._gpu_bf16(device),
+                )
+            except OutOfMemoryError:
+                smaller = None
+            if smaller is not None and smaller.device == "cuda":
+                return dataclasses.replace(smaller, fallback_reason=reason)
+        return Placement(Precision.INT8, "cpu", reason)
 
     def _model_size(self, checkpoint_path: Path) -> ModelSize:
-        from nanodictate.core.asr.weights import open_checkpoint
+        from nanodictate.core.asr.weights import is_ctc_weight, open_checkpoint
 
-        # Memory-mapped: only the tensor headers are read, not the 2 GB of data.
-        shapes = open_checkpoint(checkpoint_path)
+        # Memory-mapped: only the tensor headers are read, not the 2 GB of data. A CTC branch
+        # some checkpoints carry is never built, so it costs nothing.
+        shapes = {k: t for k, t in open_checkpoint(checkpoint_path).items() if not is_ctc_weight(k)}
         llm = sum(t.numel() for name, t in shapes.items() if name.startswith("llm."))
         audio = sum(t.numel() for name, t in shapes.items() if not name.startswith("llm."))
         return ModelSize(audio=audio, llm=llm)
@@ -340,13 +303,6 @@ class Engine:
         target = torch.device(placement.device)
         from_cache = False
 
-        def notify_loaded(model: Any, keys: Sequence[str]) -> None:
-            # funasr disables CTC timestamps when the checkpoint lacks CTC weights (the
-            # release has none); do it before the coverage check counts them as missing.
-            hook = getattr(model, "on_pretrained_model_loaded", None)
-            if callable(hook):
-                hook(frozenset(keys))
-
         def load_weights(model: Any) -> None:
             nonlocal from_cache
             if placement.precision is Precision.INT8:
@@ -357,10 +313,8 @@ class Engine:
                 from_cache = cache is not None
                 if cache is None:
                     checkpoint = weights.open_checkpoint(checkpoint_path)
-                    notify_loaded(model, list(checkpoint))
                     weights.check_coverage(model, checkpoint, checkpoint_path)
                     built = weights.build_int8_cache(model, checkpoint)
-                    built["source_keys"] = list(checkpoint)
                     del checkpoint
                     weights.save_cache(built, cache_path)
                     del built
@@ -368,9 +322,7 @@ class Engine:
                     cache = weights.open_cache(cache_path)
                     if cache is None:
                         raise ModelCorruptError(f"The INT8 cache {cache_path} cannot be read back.")
-                else:
-                    notify_loaded(model, cache.get("source_keys", []))
-                activation = torch.float32 if placement.device == "cpu" else torch.bfloat16
+                activation = torch.bfloat16 if placement.compute_dtype == "bf16" else torch.float32
                 try:
                     weights.load_int8_weights(model, cache, target, activation)
                 except weights.StaleCacheError:
@@ -380,11 +332,9 @@ class Engine:
                     raise
             else:
                 checkpoint = weights.open_checkpoint(checkpoint_path)
-                notify_loaded(model, list(checkpoint))
                 weights.check_coverage(model, checkpoint, checkpoint_path)
-                llm_dtype = (
-                    torch.bfloat16 if placement.precision is Precision.BF16 else torch.float32
-                )
+                # BF16 asked for on a GPU without bf16 computes (so is loaded) in fp32.
+                llm_dtype = torch.bfloat16 if placement.compute_dtype == "bf16" else torch.float32
                 weights.load_float_weights(
                     model, checkpoint, weights.FloatPlan(device=target, llm_dtype=llm_dtype)
                 )

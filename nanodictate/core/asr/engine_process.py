@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from nanodictate.core.asr.engine import Placement
+from nanodictate.core.asr.placement import Placement
 from nanodictate.core.errors import EngineCrashedError, NanodictateError
 from nanodictate.core.transcriber import (
     Capabilities,
@@ -106,7 +106,13 @@ class EngineProcess:
         device: DeviceChoice | str = DeviceChoice.AUTO,
     ) -> LoadReport:
         report: LoadReport = self._call("load", Precision(precision), DeviceChoice(device))
-        self._placement = Placement(report.precision, report.device, report.fallback_reason)
+        self._placement = Placement(
+            report.precision,
+            report.device,
+            report.fallback_reason,
+            report.compute_dtype,
+            report.compute_note,
+        )
         return report
 
     def transcribe(

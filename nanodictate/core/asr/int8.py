@@ -15,12 +15,15 @@ float scale per output row. From it
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 INT8_MAX = 127
 
@@ -104,28 +107,121 @@ class DynamicInt8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
+# The fused kernel is used for one row: a decoding step (and the head only ever sees the last
+# position). torch 2.9–2.11's CUDA kernel gives each output to one thread, so its time grows
+# with the rows; on an H200 (torch 2.11) the 151,936-row head took 0.68 ms fused for one row,
+# 1.2 ms in blocks (0.85 ms, with a 594 MB temporary, dequantized whole), but 5.4 ms fused
+# for 16 rows against 1.0 ms in blocks. A prefill goes to cuBLAS in blocks.
+FUSED_MAX_ROWS = 1
+_fused_checked: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def fused_int8_matmul_works(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch._weight_int8pack_mm`` runs, and is right, for this device and dtype.
+
+    Tried once per device and dtype on a tiny problem. torch 2.9 added its CUDA kernel; an
+    older torch, another accelerator, or a kernel that rejects the dtype falls back to blocks.
+    """
+    key = (str(device), dtype)
+    known = _fused_checked.get(key)
+    if known is not None:
+        return known
+    works = False
+    fused = getattr(torch, "_weight_int8pack_mm", None)
+    if fused is not None:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(3, 64, generator=generator).to(device, dtype)
+        weight = torch.randint(-127, 128, (24, 64), generator=generator, dtype=torch.int8)
+        scale = torch.rand(24, generator=generator) / 64 + 1e-3
+        expected = x.float().cpu() @ (weight.float() * scale[:, None]).t()
+        try:
+            got = fused(x, weight.to(device), scale.to(device, dtype)).float().cpu()
+            error = float((got - expected).norm() / expected.norm())
+            works = got.shape == expected.shape and error < 0.02
+            if not works:
+                log.warning("torch._weight_int8pack_mm is off by %.3g on %s %s", error, *key)
+        except (RuntimeError, NotImplementedError) as failure:
+            log.info("No fused int8 matmul on %s %s: %s", *key, str(failure).splitlines()[0])
+    log.info("INT8 linear layers on %s %s: %s", *key, "fused" if works else "blocks")
+    _fused_checked[key] = works
+    return works
+
+
 class WeightOnlyInt8Linear(nn.Module):
-    """GPU linear layer: int8 weights in memory, matmul in the activation dtype."""
+    """GPU linear layer: int8 weights in memory, matmul in the activation dtype.
+
+    Never dequantizes a whole matrix: for the 151,936-row output head that made two 297 MiB
+    bf16 temporaries (594 MiB; 1.19 GiB in fp32) at every decoded token. Instead, either
+
+    * fused (one row, where `fused_int8_matmul_works`): ``torch._weight_int8pack_mm`` reads
+      the int8 weights directly; its only temporaries are fp32 copies of x and the output;
+    * blocks (otherwise): up to ``BLOCK_BYTES`` of rows at a time are converted to the
+      activation dtype (exact: every int8 fits a bf16 mantissa), multiplied by cuBLAS, and
+      the output columns scaled — the per-row scale factors out of the dot product.
+    """
+
+    BLOCK_BYTES = 16 << 20  # the largest temporary, whatever the matrix
 
     weight_int8: torch.Tensor
     scale: torch.Tensor
     bias: torch.Tensor | None
 
-    def __init__(self, weight_int8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None):
+    def __init__(
+        self,
+        weight_int8: torch.Tensor,
+        scale: torch.Tensor,
+        bias: torch.Tensor | None,
+        fused: bool | None = None,
+    ):
+        """``fused``: force a path (tests and benchmarks); None chooses per call."""
         super().__init__()
         self.out_features, self.in_features = weight_int8.shape
-        self.register_buffer("weight_int8", weight_int8)
+        self.fused = fused
+        self.register_buffer("weight_int8", weight_int8.contiguous())
         self.register_buffer("scale", scale.float())
         self.register_buffer("bias", None if bias is None else bias.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Dequantize one matrix at a time: the transient copy is one layer, never the model.
-        weight = self.weight_int8.to(x.dtype) * self.scale.to(x.dtype)[:, None]
-        bias = None if self.bias is None else self.bias.to(x.dtype)
-        return nn.functional.linear(x, weight, bias)
+        return int8_linear(x, self.weight_int8, self.scale, self.bias, self.fused)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def int8_linear(
+    x: torch.Tensor,
+    weight_int8: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    fused: bool | None = None,
+) -> torch.Tensor:
+    """``x @ (weight_int8 * scale[:, None]).T + bias`` without a whole dequantized matrix."""
+    out_features, in_features = weight_int8.shape
+    rows = x.reshape(-1, in_features)
+    if fused is None:
+        fused = rows.shape[0] <= FUSED_MAX_ROWS and fused_int8_matmul_works(x.device, x.dtype)
+    if fused:
+        y = torch._weight_int8pack_mm(rows.contiguous(), weight_int8, scale.to(x.dtype))
+    else:
+        y = _in_blocks(rows, weight_int8, scale)
+    if bias is not None:
+        y.add_(bias.to(y.dtype))
+    return y.reshape(*x.shape[:-1], out_features)
+
+
+def _in_blocks(x: torch.Tensor, weight_int8: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    out_features, in_features = weight_int8.shape
+    out = torch.empty(x.shape[0], out_features, dtype=x.dtype, device=x.device)
+    widest = max(in_features, x.shape[0])  # the weight block or the product block
+    step = max(1, WeightOnlyInt8Linear.BLOCK_BYTES // (widest * x.element_size()))
+    for start in range(0, out_features, step):
+        end = min(start + step, out_features)
+        weight = weight_int8[start:end].to(x.dtype)
+        product = torch.matmul(x, weight.t())
+        del weight
+        # fp32 scale (promoted), rounded once into the output
+        torch.mul(product, scale[start:end], out=out[:, start:end])
+    return out
 
 
 class Int8Embedding(nn.Module):
@@ -147,6 +243,29 @@ class Int8Embedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, int8"
+
+
+class TiedInt8Head(nn.Module):
+    """The output head of an LLM whose head is tied to its embedding (Qwen3): the same int8
+    rows, read from the embedding at each call.
+
+    It holds no tensor of its own. ``Module.to`` (idle offload to RAM and back) moves each
+    module's buffers separately, so a head sharing the embedding's tensors would come back
+    from RAM as a second 156 MB copy on the GPU.
+    """
+
+    def __init__(self, embedding: Int8Embedding, fused: bool | None = None):
+        super().__init__()
+        self.out_features, self.in_features = embedding.num_embeddings, embedding.embedding_dim
+        self.fused = fused
+        self._embedding = (embedding,)  # a tuple: not a submodule, so never moved twice
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        embedding = self._embedding[0]
+        return int8_linear(x, embedding.weight_int8, embedding.scale, None, self.fused)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8, tied"
 
 
 def module_bytes(module: nn.Module) -> dict[str, int]:

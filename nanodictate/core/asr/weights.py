@@ -29,6 +29,7 @@ from torch import nn
 from nanodictate.core.asr.int8 import (
     DynamicInt8Linear,
     Int8Embedding,
+    TiedInt8Head,
     WeightOnlyInt8Linear,
     quantize_rows,
 )
@@ -312,16 +313,26 @@ def load_int8_weights(
     embedding = _input_embedding_name(model)
     original_buffers = {name for name, _ in model.named_buffers()}
 
+    def owner(module_name: str | None) -> str | None:
+        return None if module_name is None else tied.get(module_name, module_name)
+
     def int8_source(module_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        owner = tied.get(module_name, module_name)
+        name = owner(module_name)
         try:
-            return tensors[f"{owner}.weight_int8"], tensors[f"{owner}.weight_scale"]
+            return tensors[f"{name}.weight_int8"], tensors[f"{name}.weight_scale"]
         except KeyError:
-            raise StaleCacheError(f"The INT8 cache has no {owner}") from None
+            raise StaleCacheError(f"The INT8 cache has no {name}") from None
 
     def quantized_layer(name: str) -> nn.Module:
         old = model.get_submodule(name)
         assert isinstance(old, nn.Linear)
+        if (
+            device.type != "cpu"
+            and embedding_module is not None
+            and owner(name) == owner(embedding)
+        ):
+            # One copy on the GPU for the tied head and embedding (the CPU head is packed).
+            return TiedInt8Head(embedding_module)
         weight_int8, scale = int8_source(name)
         bias_source = tensors.get(f"{name}.bias") if old.bias is not None else None
         new: nn.Module
@@ -335,12 +346,14 @@ def load_int8_weights(
         _release(weight_int8)
         return new
 
+    embedding_module: Int8Embedding | None = None
     if embedding is not None:
         weight_int8, scale = int8_source(embedding)
         if device.type != "cpu":
             weight_int8, scale = weight_int8.to(device), scale.to(device)
         parent, child = _parent(model, embedding)
-        setattr(parent, child, Int8Embedding(weight_int8, scale, activation_dtype))
+        embedding_module = Int8Embedding(weight_int8, scale, activation_dtype)
+        setattr(parent, child, embedding_module)
     # FBGEMM prepacking is most of a cached load (4.4 of 5.9 s on 2 cores). Packing on a
     # thread pool cut that to 4.0 s, but the packed weights then lived in per-thread malloc
     # arenas and 50–100 MB more stayed behind after each unload; limiting glibc to one arena
