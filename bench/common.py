@@ -36,8 +36,44 @@ def full_replica() -> Path:
 
     from nanodictate.testing.replica import build_replica
 
-    folder = Path(user_cache_dir("nanodictate-bench")) / "replica-full"
+    # Named by layout: a folder from before the release-shaped replica is not reused.
+    folder = Path(user_cache_dir("nanodictate-bench")) / "replica-full-release"
     if not (folder / "model.pt").is_file():
         print(f"building the full-size replica in {folder} (once)…", file=sys.stderr)
         build_replica(folder, full=True)
     return folder
+
+
+def _nvidia_smi(*query: str) -> list[list[str]] | None:
+    """Rows of an ``nvidia-smi --query-…`` in CSV, or None where there is no nvidia-smi."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    done = subprocess.run(
+        [exe, *query, "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0:
+        return None
+    return [[cell.strip() for cell in line.split(",")] for line in done.stdout.splitlines() if line]
+
+
+def gpu_memory_of_processes() -> dict[int, int] | None:
+    """Bytes of GPU memory each process holds, as the driver (nvidia-smi) sees it: this
+    includes the CUDA context, which torch's own counters never show."""
+    rows = _nvidia_smi("--query-compute-apps=pid,used_memory")
+    if rows is None:
+        return None
+    return {int(pid): int(float(used)) << 20 for pid, used in rows if pid.isdigit()}
+
+
+def gpu_memory_used() -> int | None:
+    """Bytes in use on GPU 0, all processes together (nvidia-smi)."""
+    rows = _nvidia_smi("--query-gpu=memory.used")
+    return None if not rows else int(float(rows[0][0])) << 20

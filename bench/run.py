@@ -50,16 +50,22 @@ def peak_rss() -> int:
 
 def cuda_figures() -> dict[str, int]:
     import torch
+    from common import gpu_memory_of_processes
 
     if not torch.cuda.is_available():
         return {}
     free, total = torch.cuda.mem_get_info()
-    return {
+    figures = {
         "cuda_allocated": int(torch.cuda.memory_allocated()),
         "cuda_reserved": int(torch.cuda.memory_reserved()),
         "cuda_peak_allocated": int(torch.cuda.max_memory_allocated()),
-        "cuda_used_by_process": int(total - free),  # what the driver sees, context included
+        "cuda_peak_reserved": int(torch.cuda.max_memory_reserved()),
+        "cuda_used_on_device": int(total - free),  # all processes, contexts included
     }
+    held = (gpu_memory_of_processes() or {}).get(os.getpid())
+    if held is not None:
+        figures["cuda_nvidia_smi_process"] = held  # this process, its context included
+    return figures
 
 
 @contextmanager
@@ -120,12 +126,17 @@ def token_clocks(llm: Any, into: list[TokenClock]) -> Iterator[None]:
         llm.generate = original
 
 
-def utterance(seconds: float) -> Any:
-    """Speech (espeak-ng) of about ``seconds``, with 0.3 s of silence each side."""
+def utterance(seconds: float, speech_dir: str | None = None) -> Any:
+    """Speech (espeak-ng) of about ``seconds``, with 0.3 s of silence each side; read from
+    ``speech_dir/speech-<seconds>s.wav`` where one was prepared (bench/gpu/prepare.py), for
+    machines without espeak-ng."""
     import numpy as np
 
+    from nanodictate.core.audio_input import prepare_audio
     from nanodictate.testing.speech import make_long_recording, speech
 
+    if speech_dir is not None:
+        return prepare_audio(Path(speech_dir) / f"speech-{seconds:.0f}s.wav")
     sentence = "the quick brown fox jumps over the lazy dog while we dictate a note"
     parts, total = [], 0.0
     while total < seconds - 0.6:
@@ -147,7 +158,7 @@ def measure_ours(args: argparse.Namespace) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     import_funasr()
-    audio = {s: utterance(s) for s in (5.0, 10.0)}
+    audio = {s: utterance(s, args.speech) for s in (5.0, 10.0)}
     gc.collect()
     baseline = rss()
     result: dict[str, Any] = {"baseline_rss": baseline}
@@ -198,11 +209,12 @@ def measure_default(args: argparse.Namespace) -> dict[str, Any]:
     import funasr
 
     torch.set_num_threads(args.threads)
-    audio = {s: utterance(s) for s in (5.0, 10.0)}
+    audio = {s: utterance(s, args.speech) for s in (5.0, 10.0)}
     gc.collect()
     baseline = rss()
     result: dict[str, Any] = {"baseline_rss": baseline, "placement": f"fp32/{args.device}"}
     device = "cuda:0" if args.device == "cuda" else "cpu"
+    vocabulary = str(Path(args.replica) / "multilingual.tiktoken")
 
     def build() -> Any:
         return funasr.AutoModel(
@@ -213,6 +225,9 @@ def measure_default(args: argparse.Namespace) -> dict[str, Any]:
             disable_update=True,
             disable_pbar=True,
             log_level="ERROR",
+            # The release's config declares a CTC branch whose tokenizer looks for its
+            # vocabulary inside funasr's package (absent) unless told where it is.
+            dataset_conf={"ctc_tokenizer_conf": {"vocab_path": vocabulary}},
         )
 
     started = time.perf_counter()
@@ -355,6 +370,8 @@ def run_side(side: str, precision: str, args: argparse.Namespace) -> dict[str, A
         "--replica", args.replica, "--vad", args.vad, "--cache", args.cache,
         "--device", args.device, "--tokens", str(args.tokens), "--threads", str(args.threads),
     ]  # fmt: skip
+    if args.speech:
+        command += ["--speech", args.speech]
     done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
     if done.returncode != 0:
         raise RuntimeError(f"{side}/{precision} failed:\n{done.stderr[-4000:]}")
@@ -375,8 +392,15 @@ ROWS = [
     ("worst of 3 unloads, above baseline (MB)", "unload_cycles_worst_above_baseline", MB, "{:.0f}"),
     ("reload (s)", "reload_seconds", 1.0, "{:.2f}"),
     ("CUDA peak allocated (MB)", "cuda_peak", MB, "{:.0f}"),
+    ("CUDA peak reserved (MB)", "cuda_peak_reserved", MB, "{:.0f}"),
+    ("nvidia-smi, this process, loaded (MB)", "loaded_cuda_nvidia_smi_process", MB, "{:.0f}"),
     ("CUDA reserved after unload (MB)", "unloaded_cuda_reserved", MB, "{:.0f}"),
-    ("CUDA used by process after unload (MB)", "unloaded_cuda_used_by_process", MB, "{:.0f}"),
+    (
+        "nvidia-smi, this process, after unload (MB)",
+        "unloaded_cuda_nvidia_smi_process",
+        MB,
+        "{:.0f}",
+    ),
 ]
 
 
@@ -388,8 +412,10 @@ def derive(result: dict[str, Any]) -> dict[str, Any]:
     result["peak_over_loaded"] = (result["load_peak_rss"] - base) / loaded
     if "loaded_cuda_peak_allocated" in result:
         result["cuda_peak"] = max(
-            result.get("loaded_cuda_peak_allocated", 0), result.get("after_cuda_peak", 0)
+            result.get("loaded_cuda_peak_allocated", 0),
+            result.get("unloaded_cuda_peak_allocated", 0),
         )
+        result["cuda_peak_reserved"] = result.get("unloaded_cuda_peak_reserved", 0)
     return result
 
 
@@ -426,6 +452,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, help="JSON file (default: bench/out/<machine>.json)")
     parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--speech", help="folder of prepared speech WAVs (no espeak-ng needed)")
     parser.add_argument("--no-app", action="store_true", help="skip the tray app at rest")
     parser.add_argument("--side", choices=["ours", "default"], help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
