@@ -179,6 +179,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny replica (CPU, for CI)")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds for all cases")
     parser.add_argument("--tokens", type=int, default=32, help="decoded tokens, pinned")
+    parser.add_argument("--only", help="comma-separated columns and cases (default: all)")
     parser.add_argument("--threads", type=int, default=min(8, os.cpu_count() or 1))
     args = parser.parse_args()
     deadline = time.monotonic() + args.budget
@@ -211,6 +212,8 @@ def main() -> int:
         # In order of what matters most, should time run out. "ours int8 first" builds the
         # INT8 cache that every later INT8 load (and the cases) reads.
         for group, name in ORDER:
+            if args.only and name not in args.only.split(","):
+                continue
             if group == "columns":
                 side, precision = COLUMNS[name]
                 run.attempt(group, name, functools.partial(column, side, precision, args))

@@ -210,6 +210,7 @@ class Engine:
             )
         from nanodictate.core.asr.weights import StaleCacheError
 
+        automodel: Any = None
         try:
             try:
                 automodel, from_cache = self._build(placement, checkpoint_path)
@@ -218,6 +219,8 @@ class Engine:
         except torch.cuda.OutOfMemoryError:
             if placement.device != "cuda":
                 raise
+        if automodel is None:
+            # Out of the except block: its traceback held the half-built model's GPU tensors.
             placement = self._placement_after_load_oom(placement, device, checkpoint_path)
             try:
                 automodel, from_cache = self._build(placement, checkpoint_path)
@@ -440,10 +443,15 @@ class Engine:
             options["llm_kwargs"] = {"min_new_tokens": self._decode_tokens}
         # funasr takes a float32 torch tensor for Nano (a numpy array raises TypeError).
         tensor = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
+        out_of_memory = False
         try:
             with torch.inference_mode(), quiet():
                 results = loaded.automodel.generate(input=tensor, **options)
         except torch.cuda.OutOfMemoryError:
+            out_of_memory = True
+        if out_of_memory:
+            # Out of the except block, whose traceback held generate's GPU tensors.
+            del loaded
             self._fall_back_after_cuda_oom()
             assert self._loaded is not None
             return self._decode(self._loaded, chunk, prompt_language, hotwords, itn)
