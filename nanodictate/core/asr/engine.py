@@ -15,7 +15,6 @@ Loading, in order:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -28,15 +27,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nanodictate.core.asr import memory
+from nanodictate.core.asr import memory, model_build
+from nanodictate.core.asr.chunks import join_texts as join_texts
+from nanodictate.core.asr.chunks import plan_chunks
 from nanodictate.core.asr.placement import MemoryProbe as MemoryProbe
 from nanodictate.core.asr.placement import ModelSize as ModelSize
 from nanodictate.core.asr.placement import Placement as Placement
 from nanodictate.core.asr.placement import SystemMemoryProbe as SystemMemoryProbe
-from nanodictate.core.asr.placement import cuda_bf16_traits, gpu_has_bf16
+from nanodictate.core.asr.placement import gpu_has_native_bf16, placement_after_gpu_oom
 from nanodictate.core.asr.placement import plan_placement as plan_placement
 from nanodictate.core.audio_input import SAMPLE_RATE, prepare_audio
-from nanodictate.core.errors import EngineStateError, ModelCorruptError, OutOfMemoryError
+from nanodictate.core.errors import EngineStateError, OutOfMemoryError
 from nanodictate.core.languages import language_for
 from nanodictate.core.models.store import FUN_ASR_MLT_NANO, verify_model_folder
 from nanodictate.core.transcriber import (
@@ -87,27 +88,6 @@ def _report(placement: Placement, seconds: float, from_cache: bool) -> LoadRepor
 def default_threads() -> int:
     # funasr's default of 4 oversubscribes small machines; more than 8 rarely helps decode.
     return max(1, min(8, os.cpu_count() or 1))
-
-
-def join_texts(texts: Sequence[str]) -> str:
-    """Join chunk texts: no space between CJK characters, one space elsewhere."""
-    joined = ""
-    for text in (t.strip() for t in texts):
-        if not text:
-            continue
-        if joined and not (_is_cjk(joined[-1]) and _is_cjk(text[0])):
-            joined += " "
-        joined += text
-    return joined
-
-
-def _is_cjk(character: str) -> bool:
-    code = ord(character)
-    return (
-        0x3000 <= code <= 0x9FFF  # CJK punctuation, kana, unified ideographs
-        or 0xAC00 <= code <= 0xD7AF  # Hangul
-        or 0xFF00 <= code <= 0xFFEF  # full-width forms
-    )
 
 
 class Engine:
@@ -249,104 +229,30 @@ class Engine:
 
     @staticmethod
     def _gpu_bf16(device: DeviceChoice) -> bool:
-        if device is DeviceChoice.CPU:
-            return True  # not asked: no GPU is used
-        bf16_supported, capability = cuda_bf16_traits()
-        native = gpu_has_bf16(bf16_supported, capability)
-        if capability is not None and not native:
-            log.info("GPU sm_%d%d has no native bf16: the LLM computes in fp32", *capability)
-        return native
+        return device is DeviceChoice.CPU or gpu_has_native_bf16()
 
     def _placement_after_load_oom(
         self, failed: Placement, device: DeviceChoice, checkpoint_path: Path
     ) -> Placement:
-        """Another program took the GPU's memory while we loaded (the plan saw it free): INT8
-        on the GPU if that was not what failed and it still fits, else INT8 on the CPU."""
         self._drop()
-        reason = f"the GPU ran out of memory while loading {failed.precision.value.upper()}"
         log.warning("CUDA out of memory while loading %s; falling back", failed.precision.value)
-        if failed.precision is not Precision.INT8:
-            try:
-                smaller = plan_placement(
-                    Precision.INT8,
-                    device,
-                    self._model_size(checkpoint_path),
-                    self._probe,
-                    gpu_bf16=self._gpu_bf16(device),
-                )
-            except OutOfMemoryError:
-                smaller = None
-            if smaller is not None and smaller.device == "cuda":
-                return dataclasses.replace(smaller, fallback_reason=reason)
-        return Placement(Precision.INT8, "cpu", reason)
+        size = self._model_size(checkpoint_path)
+        return placement_after_gpu_oom(failed, device, size, self._probe, self._gpu_bf16(device))
 
     def _model_size(self, checkpoint_path: Path) -> ModelSize:
-        from nanodictate.core.asr.weights import is_ctc_weight, open_checkpoint
-
-        # Memory-mapped: only the tensor headers are read, not the 2 GB of data. A CTC branch
-        # some checkpoints carry is never built, so it costs nothing.
-        shapes = {k: t for k, t in open_checkpoint(checkpoint_path).items() if not is_ctc_weight(k)}
-        llm = sum(t.numel() for name, t in shapes.items() if name.startswith("llm."))
-        audio = sum(t.numel() for name, t in shapes.items() if not name.startswith("llm."))
-        return ModelSize(audio=audio, llm=llm)
+        return model_build.model_size(checkpoint_path)
 
     def _checkpoint_path(self) -> Path:
-        import json
-
-        metas = json.loads((self.model_dir / "configuration.json").read_text(encoding="utf-8"))
-        relative = str(metas.get("file_path_metas", {}).get("init_param", "model.pt"))
-        return self.model_dir / relative
+        return model_build.checkpoint_path(self.model_dir)
 
     def _build(self, placement: Placement, checkpoint_path: Path) -> tuple[Any, bool]:
-        import torch
-
-        from nanodictate.core.asr import weights
-        from nanodictate.core.asr.funasr_runtime import build_automodel
-
-        target = torch.device(placement.device)
-        from_cache = False
-
-        def load_weights(model: Any) -> None:
-            nonlocal from_cache
-            if placement.precision is Precision.INT8:
-                cache_path = weights.int8_cache_path(
-                    self.cache_dir, weights.file_checksum(checkpoint_path, self.cache_dir)
-                )
-                cache = weights.open_cache(cache_path)
-                from_cache = cache is not None
-                if cache is None:
-                    checkpoint = weights.open_checkpoint(checkpoint_path)
-                    weights.check_coverage(model, checkpoint, checkpoint_path)
-                    built = weights.build_int8_cache(model, checkpoint)
-                    del checkpoint
-                    weights.save_cache(built, cache_path)
-                    del built
-                    memory.release_freed_memory()
-                    cache = weights.open_cache(cache_path)
-                    if cache is None:
-                        raise ModelCorruptError(f"The INT8 cache {cache_path} cannot be read back.")
-                activation = torch.bfloat16 if placement.compute_dtype == "bf16" else torch.float32
-                try:
-                    weights.load_int8_weights(model, cache, target, activation)
-                except weights.StaleCacheError:
-                    log.warning("The INT8 cache does not fit this model; rebuilding it")
-                    del cache
-                    cache_path.unlink(missing_ok=True)
-                    raise
-            else:
-                checkpoint = weights.open_checkpoint(checkpoint_path)
-                weights.check_coverage(model, checkpoint, checkpoint_path)
-                # BF16 asked for on a GPU without bf16 computes (so is loaded) in fp32.
-                llm_dtype = torch.bfloat16 if placement.compute_dtype == "bf16" else torch.float32
-                weights.load_float_weights(
-                    model, checkpoint, weights.FloatPlan(device=target, llm_dtype=llm_dtype)
-                )
-
-        automodel = build_automodel(
-            self.model_dir, device=placement.device, threads=self.threads, load_weights=load_weights
+        return model_build.build_model(
+            self.model_dir,
+            placement,
+            checkpoint_path,
+            cache_dir=self.cache_dir,
+            threads=self.threads,
         )
-        memory.release_freed_memory()
-        return automodel, from_cache
 
     def _load_detector(self) -> SpeechDetector | None:
         if self.vad_dir is None:
@@ -405,8 +311,6 @@ class Engine:
     def _speech_chunks(
         self, loaded: _Loaded, samples: np.ndarray[Any, Any], timings: dict[str, float]
     ) -> list[tuple[int, int]]:
-        from nanodictate.core.asr.vad import plan_chunks
-
         total = len(samples)
         if loaded.detector is None:
             speech = [(0, total)]
@@ -503,25 +407,10 @@ class Engine:
     def _drop(self) -> None:
         loaded, self._loaded = self._loaded, None
         if loaded is not None:
-            automodel = loaded.automodel
-            # AutoModel keeps the model, its kwargs (tokenizer, frontend) and a deep copy
-            # of those kwargs; any one left behind keeps megabytes to gigabytes alive.
-            for attribute in (
-                "model",
-                "kwargs",
-                "_base_kwargs_map",
-                "vad_model",
-                "vad_kwargs",
-                "punc_model",
-                "punc_kwargs",
-                "spk_model",
-                "spk_kwargs",
-            ):
-                if hasattr(automodel, attribute):
-                    setattr(automodel, attribute, None)
+            model_build.release_automodel(loaded.automodel)
             if loaded.detector is not None:
                 loaded.detector.unload()
-            del loaded, automodel
+            del loaded
         memory.release_freed_memory()
 
     # ------------------------------------------------------------------------ memory

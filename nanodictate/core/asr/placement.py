@@ -7,12 +7,16 @@ here imports torch until a probe is asked.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from nanodictate.core.asr import memory
 from nanodictate.core.errors import OutOfMemoryError
 from nanodictate.core.transcriber import DeviceChoice, Precision
+
+log = logging.getLogger(__name__)
 
 _CPU_HEADROOM = 600 << 20  # activations, tokenizer, frontend, allocator slack
 # Activations, KV cache, cuBLAS workspace. Measured need is far below: the KV cache is
@@ -166,3 +170,28 @@ def plan_placement(
         + "; ".join(reasons)
         + ". Close other programs and try again."
     )
+
+
+def gpu_has_native_bf16() -> bool:
+    """`gpu_has_bf16` for this machine's GPU (False without one), logged when it lacks it."""
+    bf16_supported, capability = cuda_bf16_traits()
+    native = gpu_has_bf16(bf16_supported, capability)
+    if capability is not None and not native:
+        log.info("GPU sm_%d%d has no native bf16: the LLM computes in fp32", *capability)
+    return native
+
+
+def placement_after_gpu_oom(
+    failed: Placement, device: DeviceChoice, size: ModelSize, probe: MemoryProbe, gpu_bf16: bool
+) -> Placement:
+    """Another program took the GPU's memory while we loaded (the plan saw it free): INT8 on
+    the GPU if that was not what failed and it still fits, else INT8 on the CPU."""
+    reason = f"the GPU ran out of memory while loading {failed.precision.value.upper()}"
+    if failed.precision is not Precision.INT8:
+        try:
+            smaller = plan_placement(Precision.INT8, device, size, probe, gpu_bf16=gpu_bf16)
+        except OutOfMemoryError:
+            smaller = None
+        if smaller is not None and smaller.device == "cuda":
+            return dataclasses.replace(smaller, fallback_reason=reason)
+    return Placement(Precision.INT8, "cpu", reason)

@@ -20,24 +20,39 @@ the *full* set in a fresh session (the old one is closed first). `register` does
 (synchronously, so a refusal raises); `unregister` stops delivering that id's events at once
 and rebinds after a short grace period, so `unregister all + register all` (settings changed)
 costs one rebind, not one per call. Each rebind may show the desktop's dialog again.
+
+The D-Bus side (names, probe, subscriptions, Request/Response) is in `_portal_bus`, the
+trigger/description/refusal wording in `_portal_text`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import queue
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 from nanodictate.core.hotkeys import Hotkey
 from nanodictate.platform.base import HotkeyEventCallback, HotkeysUnavailableError
+from nanodictate.platform.wayland._portal_bus import (
+    CALL_TIMEOUT_S,
+    GLOBAL_SHORTCUTS_INTERFACE,
+    PORTAL_BUS_NAME,
+    PORTAL_PATH,
+    GlobalShortcutsConnection,
+    probe_global_shortcuts,
+    request_token,
+    session_bus_address,
+    variant_str,
+)
+from nanodictate.platform.wayland._portal_text import (
+    describe_hotkey,
+    hotkey_to_trigger,
+    refusal_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,100 +66,8 @@ __all__ = [
     "session_bus_address",
 ]
 
-PORTAL_BUS_NAME = "org.freedesktop.portal.Desktop"
-PORTAL_PATH = "/org/freedesktop/portal/desktop"
-GLOBAL_SHORTCUTS_INTERFACE = "org.freedesktop.portal.GlobalShortcuts"
-REQUEST_INTERFACE = "org.freedesktop.portal.Request"
-SESSION_INTERFACE = "org.freedesktop.portal.Session"
-PROPERTIES_INTERFACE = "org.freedesktop.DBus.Properties"
-
-#: Shortcuts-spec modifier names, in the order they are written.
-_TRIGGER_MODIFIERS = (("ctrl", "CTRL"), ("alt", "ALT"), ("shift", "SHIFT"), ("super", "LOGO"))
-
-_DESCRIPTIONS = {
-    "dictate": "Dictate (hold to talk)",
-    "toggle": "Start/stop dictation",
-    "cancel": "Cancel the dictation",
-    "cancel:held": "Cancel the dictation (while the hotkey is held)",
-}
-
 _POLL_S = 0.1
 _UNREGISTER_GRACE_S = 0.3
-_CALL_TIMEOUT_S = 5.0
-
-
-def session_bus_address(environ: Mapping[str, str]) -> str | None:
-    """Session bus address in `environ`: $DBUS_SESSION_BUS_ADDRESS, else $XDG_RUNTIME_DIR/bus."""
-    address = environ.get("DBUS_SESSION_BUS_ADDRESS", "").strip()
-    if address:
-        return address
-    runtime = environ.get("XDG_RUNTIME_DIR", "").strip()
-    if runtime and os.path.exists(os.path.join(runtime, "bus")):
-        return f"unix:path={os.path.join(runtime, 'bus')}"
-    return None
-
-
-def hotkey_to_trigger(hotkey: Hotkey) -> str:
-    """`Hotkey` → XDG shortcuts-spec trigger, e.g. ctrl+alt+space → "CTRL+ALT+space".
-
-    The key is kept as its X keysym name, which is what xkbcommon (and the spec) use.
-    """
-    parts = [label for name, label in _TRIGGER_MODIFIERS if name in hotkey.modifiers]
-    return "+".join([*parts, hotkey.key])
-
-
-def _describe(hotkey_id: str) -> str:
-    if hotkey_id in _DESCRIPTIONS:
-        return _DESCRIPTIONS[hotkey_id]
-    if hotkey_id.startswith("language:"):
-        return f"Dictate in {hotkey_id.split(':', 1)[1]} (hold to talk)"
-    return f"Nanodictate: {hotkey_id}"
-
-
-def _unwrap(msg: Any) -> tuple[Any, ...]:
-    from jeepney import MessageType
-
-    if msg.header.message_type == MessageType.error:
-        name = msg.header.fields.get(4, "D-Bus error")  # HeaderFields.error_name
-        detail = msg.body[0] if msg.body else ""
-        raise HotkeysUnavailableError(f"The desktop portal answered {name}: {detail}".strip())
-    return tuple(msg.body)
-
-
-def probe_global_shortcuts(address: str | None, timeout: float = 2.0) -> tuple[int | None, str]:
-    """(version, "") when the session bus has the portal's GlobalShortcuts; else (None, reason)."""
-    if not address:
-        return None, "no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS is not set)"
-    try:
-        from jeepney import DBusAddress, new_method_call
-        from jeepney.io.blocking import open_dbus_connection
-    except ImportError as exc:
-        return None, f"the desktop portal needs the jeepney package ({exc})"
-    try:
-        conn = open_dbus_connection(bus=address, auth_timeout=timeout)
-    except Exception as exc:
-        return None, f"cannot connect to the D-Bus session bus ({exc})"
-    try:
-        target = DBusAddress(PORTAL_PATH, bus_name=PORTAL_BUS_NAME, interface=PROPERTIES_INTERFACE)
-        msg = new_method_call(target, "Get", "ss", (GLOBAL_SHORTCUTS_INTERFACE, "version"))
-        reply = conn.send_and_get_reply(msg, timeout=timeout)
-        (variant,) = _unwrap(reply)
-        return int(variant[1]), ""
-    except HotkeysUnavailableError as exc:
-        return None, f"the desktop portal has no GlobalShortcuts interface ({exc})"
-    except TimeoutError:
-        return None, "the desktop portal did not answer"
-    except Exception as exc:
-        return None, f"the desktop portal could not be asked ({exc})"
-    finally:
-        conn.close()
-
-
-def _variant_str(value: Any) -> str:
-    # jeepney gives a variant as (signature, value); session_handle is "s" on old portals.
-    if isinstance(value, tuple) and len(value) == 2:
-        return str(value[1])
-    return str(value)
 
 
 class PortalHotkeys:
@@ -175,11 +98,9 @@ class PortalHotkeys:
         self._commands: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: Any = None
+        self._conn: GlobalShortcutsConnection | None = None
         self._session: str | None = None
         self._on_event: HotkeyEventCallback | None = None
-        self._responses: deque[Any] = deque()
-        self._shortcut_signals: deque[Any] = deque()
 
     # ------------------------------------------------------------------ protocol
 
@@ -205,7 +126,7 @@ class PortalHotkeys:
         )
         self._thread.start()
         try:
-            ready.result(timeout=_CALL_TIMEOUT_S + 1)
+            ready.result(timeout=CALL_TIMEOUT_S + 1)
         except Exception as exc:
             self._failure = f"Global hotkeys through the desktop portal: {exc}"
             self.stop()
@@ -234,7 +155,7 @@ class PortalHotkeys:
             with self._lock:
                 self._wanted.pop(hotkey_id, None)
             raise HotkeysUnavailableError(
-                f"The desktop did not bind the hotkey {hotkey} ({_describe(hotkey_id)}); "
+                f"The desktop did not bind the hotkey {hotkey} ({describe_hotkey(hotkey_id)}); "
                 "allow it in the desktop's shortcut dialog or settings"
             )
 
@@ -266,7 +187,7 @@ class PortalHotkeys:
         future: Future[Any] = Future()
         self._commands.put((func, future))
         try:
-            return future.result(timeout=self._bind_timeout + 2 * _CALL_TIMEOUT_S)
+            return future.result(timeout=self._bind_timeout + 2 * CALL_TIMEOUT_S)
         except TimeoutError as exc:
             raise HotkeysUnavailableError("The desktop portal did not answer in time") from exc
 
@@ -296,32 +217,9 @@ class PortalHotkeys:
                 conn.close()
 
     def _connect(self) -> None:
-        from jeepney import MatchRule
-        from jeepney.io.blocking import open_dbus_connection
-
-        conn = open_dbus_connection(bus=self._address, auth_timeout=_CALL_TIMEOUT_S)
+        conn = GlobalShortcutsConnection(self._address)
         self._conn = conn
-        sender = conn.unique_name.lstrip(":").replace(".", "_")
-        self._request_prefix = f"{PORTAL_PATH}/request/{sender}"
-
-        # Subscribed once, before any call: a Response can follow the method reply at once.
-        # The bus matches `sender` against the portal's well-known name; the local filters
-        # see its unique name, so they leave `sender` out.
-        def rules(sender: str | None) -> tuple[Any, Any]:
-            responses = MatchRule(
-                type="signal", sender=sender, interface=REQUEST_INTERFACE, member="Response",
-                path_namespace=self._request_prefix,
-            )  # fmt: skip
-            shortcuts = MatchRule(
-                type="signal", sender=sender, interface=GLOBAL_SHORTCUTS_INTERFACE, path=PORTAL_PATH
-            )
-            return responses, shortcuts
-
-        for rule in rules(PORTAL_BUS_NAME):
-            _unwrap(conn.send_and_get_reply(_add_match(rule), timeout=_CALL_TIMEOUT_S))
-        responses, shortcuts = rules(None)
-        conn.filter(responses, queue=self._responses)
-        conn.filter(shortcuts, queue=self._shortcut_signals)
+        conn.subscribe()
 
     def _run_commands(self) -> None:
         while True:
@@ -356,18 +254,12 @@ class PortalHotkeys:
 
     def _pump(self, timeout: float) -> None:
         """Receive one message (or time out) and deliver the shortcut signals it produced."""
-        with contextlib.suppress(TimeoutError):
-            self._conn.recv_messages(timeout=timeout)
-        self._deliver_shortcut_signals()
+        assert self._conn is not None
+        self._conn.receive(timeout)
+        self._deliver_shortcut_signals(self._conn)
 
-    def _deliver_shortcut_signals(self) -> None:
-        while self._shortcut_signals:
-            msg = self._shortcut_signals.popleft()
-            member = msg.header.fields.get(3)  # HeaderFields.member
-            if member not in ("Activated", "Deactivated") or len(msg.body) < 2:
-                continue
-            session, shortcut_id = str(msg.body[0]), str(msg.body[1])
-            pressed = member == "Activated"
+    def _deliver_shortcut_signals(self, conn: GlobalShortcutsConnection) -> None:
+        for session, shortcut_id, pressed in conn.shortcut_events():
             with self._lock:
                 if session != self._session or shortcut_id not in self._wanted:
                     continue
@@ -388,25 +280,16 @@ class PortalHotkeys:
     def _request(self, method: str, signature: str, body: tuple[Any, ...], token: str,
                  timeout: float) -> dict[str, Any]:  # fmt: skip
         """Call a portal method that answers through a Request object; return its results."""
-        from jeepney import DBusAddress, new_method_call
-
-        expected = f"{self._request_prefix}/{token}"
-        target = DBusAddress(
-            PORTAL_PATH, bus_name=PORTAL_BUS_NAME, interface=GLOBAL_SHORTCUTS_INTERFACE
-        )
-        msg = new_method_call(target, method, signature, body)
-        reply = self._conn.send_and_get_reply(msg, timeout=_CALL_TIMEOUT_S)
-        (handle,) = _unwrap(reply)
-        paths = {expected, str(handle)}
+        assert self._conn is not None
+        paths = self._conn.call_request(method, signature, body, token)
         deadline = time.monotonic() + timeout
         while True:
-            while self._responses:
-                response = self._responses.popleft()
-                if str(response.header.fields.get(1)) in paths:  # HeaderFields.path
-                    code, results = response.body
-                    if code != 0:
-                        raise HotkeysUnavailableError(_refusal(method, int(code)))
-                    return dict(results)
+            response = self._conn.take_response(paths)
+            if response is not None:
+                code, results = response
+                if code != 0:
+                    raise HotkeysUnavailableError(refusal_message(method, int(code)))
+                return dict(results)
             if self._stopping.is_set():
                 raise HotkeysUnavailableError("The portal hotkey backend stopped")
             left = deadline - time.monotonic()
@@ -424,25 +307,25 @@ class PortalHotkeys:
         self._close_session()
         if not wanted:
             return set()
-        token = _token()
+        token = request_token()
         results = self._request(
             "CreateSession",
             "a{sv}",
-            ({"handle_token": ("s", token), "session_handle_token": ("s", _token())},),
+            ({"handle_token": ("s", token), "session_handle_token": ("s", request_token())},),
             token,
-            _CALL_TIMEOUT_S,
+            CALL_TIMEOUT_S,
         )
-        session = _variant_str(results.get("session_handle", ""))
+        session = variant_str(results.get("session_handle", ""))
         if not session:
             raise HotkeysUnavailableError("The desktop portal created no shortcut session")
         with self._lock:
             self._session = session
-        token = _token()
+        token = request_token()
         shortcuts = [
             (
                 hotkey_id,
                 {
-                    "description": ("s", _describe(hotkey_id)),
+                    "description": ("s", describe_hotkey(hotkey_id)),
                     "preferred_trigger": ("s", hotkey_to_trigger(hotkey)),
                 },
             )
@@ -466,7 +349,7 @@ class PortalHotkeys:
             bound.add(str(shortcut_id))
             trigger = props.get("trigger_description")
             if trigger is not None:
-                descriptions[str(shortcut_id)] = _variant_str(trigger)
+                descriptions[str(shortcut_id)] = variant_str(trigger)
         with self._lock:
             self._bound = {k: v for k, v in wanted.items() if k in bound}
             self.trigger_descriptions = descriptions
@@ -483,34 +366,7 @@ class PortalHotkeys:
             self._pressed.clear()
         if session is None or self._conn is None:
             return
-        from jeepney import DBusAddress, new_method_call
-
-        target = DBusAddress(session, bus_name=PORTAL_BUS_NAME, interface=SESSION_INTERFACE)
         try:
-            self._conn.send(new_method_call(target, "Close"))
+            self._conn.close_session(session)
         except Exception:
             log.debug("closing portal session %s failed", session, exc_info=True)
-
-
-def _refusal(method: str, code: int) -> str:
-    if method == "BindShortcuts":
-        if code == 1:
-            return (
-                "The desktop's shortcut dialog was cancelled, so no global hotkey is bound; "
-                "bind `nanodictate toggle` in the desktop settings or try again"
-            )
-        return (
-            "The desktop refused to bind the global hotkeys (portal response "
-            f"{code}); bind `nanodictate toggle` to a key in the desktop settings instead"
-        )
-    return f"The desktop portal refused {method} (response {code})"
-
-
-def _token() -> str:
-    return "nanodictate_" + uuid.uuid4().hex
-
-
-def _add_match(rule: Any) -> Any:
-    from jeepney.bus_messages import message_bus
-
-    return message_bus.AddMatch(rule)
