@@ -121,11 +121,13 @@ def is_slip(dictation: Dictation, now: float, reason: StopReason) -> bool:
 
 
 class DictationBook:
-    """The dictation being recorded and the ones waiting for their text, by job id."""
+    """The dictation being recorded, the ones waiting for their text (by job id), and the ones
+    the engine could not take yet."""
 
     def __init__(self) -> None:
         self.active: Dictation | None = None
         self.pending: dict[int, Dictation] = {}
+        self.deferred: list[tuple[Dictation, Any]] = []
         self._next_job = 1
 
     def begin(
@@ -155,11 +157,20 @@ class DictationBook:
     def wait_for_text(self, dictation: Dictation) -> None:
         self.pending[dictation.job_id] = dictation
 
+    def defer(self, dictation: Dictation, samples: Any) -> None:
+        """The engine's queue was full: keep the recording to send again when it drains."""
+        self.deferred.append((dictation, samples))
+
+    def take_deferred(self) -> list[tuple[Dictation, Any]]:
+        deferred, self.deferred = self.deferred, []
+        return deferred
+
     def done(self, job_id: int | None) -> Dictation | None:
         return None if job_id is None else self.pending.pop(job_id, None)
 
     def spooled_paths(self) -> set[Any]:
-        return {d.spooled.audio_path for d in self.pending.values() if d.spooled is not None}
+        waiting = [*self.pending.values(), *(dictation for dictation, _ in self.deferred)]
+        return {d.spooled.audio_path for d in waiting if d.spooled is not None}
 
 
 def app_state(
@@ -167,7 +178,7 @@ def app_state(
 ) -> AppState:
     if book.active is not None:
         return AppState.RECORDING
-    if book.pending:
+    if book.pending or book.deferred:
         return AppState.LOADING if engine is EngineState.LOADING else AppState.TRANSCRIBING
     if pasting:
         return AppState.TRANSCRIBING

@@ -97,6 +97,7 @@ class DictationController(QObject):
         worker.load_failed.connect(self._on_load_failed)
         worker.transcribed.connect(self._on_transcribed)
         worker.transcribe_failed.connect(self._on_transcribe_failed)
+        worker.drained.connect(self._send_deferred)
         settings.add_listener(self._on_setting)
         self.engine.apply_idle_policy()
 
@@ -200,8 +201,17 @@ class DictationController(QObject):
     # ================================================================== engine
 
     def _transcribe(self, dictation: D.Dictation, samples: Any) -> None:
-        if self.engine.transcribe(dictation, samples):
+        # Told once per backlog, not once per refused recording.
+        if self.engine.transcribe(dictation, samples, tell_if_busy=not self.book.deferred):
             self.book.wait_for_text(dictation)
+        else:  # nothing is dropped
+            self.book.defer(dictation, samples)
+
+    @Slot()
+    def _send_deferred(self) -> None:
+        """The engine's queue drained: send what it could not take (refused again: kept)."""
+        for dictation, samples in self.book.take_deferred():
+            self._transcribe(dictation, samples)
 
     @Slot(object)
     def _on_loaded(self, _report: LoadReport) -> None:

@@ -48,12 +48,13 @@ class EngineLink(QObject):
 
     # ------------------------------------------------------------------ requests
 
-    def submit(self, request: Any) -> bool:
+    def submit(self, request: Any, busy_message: str | None = None, *, tell: bool = True) -> bool:
         try:
             self.service.submit(request)
             return True
         except QueueFull as error:
-            self.notifier.show("Busy", str(error), level="warning")
+            if tell:
+                self.notifier.show("Busy", busy_message or str(error), level="warning")
             return False
 
     def load(self) -> bool:
@@ -70,7 +71,8 @@ class EngineLink(QObject):
         minutes = self.settings.get(S.UNLOAD_AFTER_MINUTES)
         self.submit(IdlePolicy(minutes, self.settings.get(S.TWO_TIER_IDLE)))
 
-    def transcribe(self, dictation: Dictation, samples: Any) -> bool:
+    def transcribe(self, dictation: Dictation, samples: Any, *, tell_if_busy: bool = True) -> bool:
+        """False when the engine's queue is full (the caller keeps the recording)."""
         hotwords: list[str] = self.settings.get(S.HOTWORDS)
         return self.submit(
             TranscribeRequest(
@@ -82,7 +84,10 @@ class EngineLink(QObject):
                 device=self.settings.get(S.DEVICE),
                 hotwords=tuple(hotwords),
                 itn=self.settings.get(S.ITN),
-            )
+            ),
+            "Dictations are coming faster than the speech engine can keep up. This one is kept "
+            "and will be transcribed as soon as it catches up.",
+            tell=tell_if_busy,
         )
 
     # ------------------------------------------------------------------ what it says

@@ -503,3 +503,25 @@ def test_presses_while_the_engine_starts_ask_for_one_load_fake_engine(
         rig.service.stop()
         rig.recorder.close()
         rig.history.close()
+
+
+def test_dictations_beyond_the_engines_queue_are_kept_and_sent_when_it_drains_fake_engine(
+    rig: Rig, engine: FakeEngine, qtbot: Any
+) -> None:
+    """Nothing said is lost to a full queue: what the engine cannot take yet waits in the
+    controller and goes out when the worker drains; the user is told once, not per dictation."""
+    from nanodictate.ui.worker import MAX_PENDING
+
+    engine.gate = threading.Event()  # the model load at the first key-down waits
+    dictations = MAX_PENDING + 4
+    for _ in range(dictations):
+        _hold(rig, qtbot, 0.5)
+        qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
+    assert rig.controller.book.deferred  # the queue was full
+    assert rig.notifier.titles().count("Busy") == 1
+    engine.gate.set()
+    qtbot.waitUntil(lambda: len(rig.history) == dictations, timeout=WAIT_MS)
+    assert not rig.controller.book.deferred and not rig.controller.book.pending
+    assert [e.text for e in rig.history.recent(dictations)] == ["hello world"] * dictations
+    assert rig.notifier.titles().count("Busy") == 1
+    assert not rig.spool.orphans()  # every kept recording released once its text was safe
