@@ -240,3 +240,54 @@ def test_idle_callbacks_allocate_nothing_per_block() -> None:
         tracemalloc.stop()
     assert peak < frames * 4 // 2  # far less than one mono block (9600 bytes)
     assert recorder.level == 0.0
+
+
+class PortAudioLike(FakeSoundDevice):
+    """PortAudio's device list: read when it is initialised, not when a device comes."""
+
+    def __init__(self) -> None:
+        super().__init__(rate=16000, channels=1)
+        self.system = self.devices  # what the system has once the microphone is there
+        self.devices = []  # what PortAudio listed at initialisation: nothing
+        self.plugged = False
+        self.calls: list[str] = []
+
+    def stop(self) -> None:  # sd.stop(): the last sd.play() stream
+        self.calls.append("stop")
+
+    def _terminate(self) -> None:
+        self.calls.append("terminate")
+
+    def _initialize(self) -> None:
+        self.calls.append("initialize")
+        self.devices = list(self.system) if self.plugged else []
+
+
+def test_a_microphone_that_comes_later_is_found_without_a_restart() -> None:
+    sd = PortAudioLike()
+    recorder = Recorder(sd, keep_open=True)
+    with pytest.raises(MicrophoneError, match="No microphone found"):
+        recorder.open()  # at app start: none
+    assert sd.calls == ["stop", "terminate", "initialize"]  # looked again, still none
+    sd.plugged = True
+    recorder.start()  # key-down: the list is read again and the microphone found
+    assert sd.calls[-3:] == ["stop", "terminate", "initialize"]
+    sd.stream.feed_seconds(0.2)
+    assert recorder.stop().seconds == pytest.approx(0.2, abs=0.01)
+    recorder.start()  # from now on the open stream is used: no more re-reading
+    assert len(sd.calls) == 6
+    recorder.close()
+
+
+def test_block_by_block_resampling_gives_the_samples_of_a_whole_recording_at_once() -> None:
+    import soxr
+
+    sd = FakeSoundDevice(rate=44100, channels=1)
+    recorder = Recorder(sd, keep_open=False, preroll_seconds=0)
+    recorder.start()
+    audio = (0.3 * np.sin(2 * np.pi * 300 * np.arange(44100) / 44100)).astype(np.float32)
+    for start in range(0, len(audio), 2205):
+        sd.stream.feed(audio[start : start + 2205])
+    recording = recorder.stop()
+    whole = soxr.resample(audio, 44100, 16000, quality="HQ")
+    np.testing.assert_allclose(recording.samples, whole, atol=1e-6)

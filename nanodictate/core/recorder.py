@@ -26,13 +26,19 @@ start() holds everything since the one before it.
 quality while any microphone is open, or for users who want the microphone indicator off).
 
 Audio is captured at the device's native rate (no PortAudio/ALSA resampling of unknown
-quality), mixed to mono in the callback, and resampled to 16 kHz once, at `stop()`.
+quality), mixed to mono in the callback, and resampled to 16 kHz there too, block by block
+(soxr's stream, the same HQ filter and the same samples as resampling the whole recording at
+once; ≈25 µs a 50 ms block). So a recording is held at 16 kHz only: ten minutes are 38 MB
+instead of 106 MB at 44.1 kHz, and `stop()` needs no second copy at the native rate (a
+10-minute recording through the app grew it by 349 MB at its peak when it was resampled at
+the end, see tests/desktop/test_app_faults_devices.py).
 Callbacks run on PortAudio's thread; ``on_stop`` is called from there too, and the caller
 moves it to its own thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import threading
@@ -119,6 +125,34 @@ def list_input_devices(sd: Any) -> list[InputDevice]:
     return found
 
 
+def refresh_devices(sd: Any) -> bool:
+    """Have the sound module read the system's audio devices again; False if it cannot.
+
+    PortAudio lists the devices once, when it is initialised (at ``import sounddevice``): a
+    microphone plugged in later, or an audio server started after the app, stays unknown
+    until PortAudio is initialised again (sounddevice issues 125 and 382; PortAudio's
+    hot-plug support, its issue 11, is unfinished). Terminating PortAudio ends every stream
+    it has open, so call this only when no stream of ours runs; the stream of the last
+    ``sd.play()`` (the start/stop sounds) is stopped first.
+    """
+    terminate = getattr(sd, "_terminate", None)
+    initialize = getattr(sd, "_initialize", None)
+    if terminate is None or initialize is None:
+        return False
+    with contextlib.suppress(Exception):
+        sd.stop()
+    try:
+        terminate()
+    except Exception as error:  # not initialised: an earlier initialisation failed
+        log.debug("Terminating PortAudio failed: %s", error)
+    try:
+        initialize()
+    except Exception as error:
+        log.warning("Cannot initialise the audio library: %s", error)
+        return False
+    return True
+
+
 def _mono(block: npt.NDArray[Any]) -> Samples:
     if block.ndim == 2 and block.shape[1] > 1:
         return np.asarray(block.mean(axis=1, dtype=np.float32), dtype=np.float32)
@@ -170,22 +204,45 @@ class _Ring:
 
 
 def _shutdown(stream: Any) -> None:
+    """Abort, not stop: `stop()` waits for PortAudio's pending buffers, and a stream whose
+    source stalled (delivers nothing, yet is not gone) does not get them. On PulseAudio stop()
+    on such a stream had not returned after 40 s; in the app the GUI thread hung ≈100 s after
+    "Microphone lost", and quitting hung. abort() returned in under 1 ms. An input stream has
+    nothing worth waiting for (the recording took its audio under the lock already), and
+    PortAudio's ALSA thread honours an abort only while it waits for audio, never inside our
+    callback (it disables cancellation around it)."""
     if stream is None:
         return
     try:
-        stream.stop()
+        stream.abort()
         stream.close()
     except Exception as error:  # a lost device may fail to stop; it is gone anyway
         log.debug("Closing the input stream failed: %s", error)
 
 
-def _resample(samples: Samples, rate: int) -> Samples:
-    if rate == TARGET_RATE or len(samples) == 0:
-        return np.ascontiguousarray(samples, dtype=np.float32)
-    # The same path the engine uses for files: soxr (imported only here, not at app start).
-    from nanodictate.core.audio_input import prepare_audio
+class _Resampler:
+    """Mono audio at `rate` to 16 kHz, block by block as it comes."""
 
-    return prepare_audio(samples, rate)
+    def __init__(self, rate: int) -> None:
+        self._stream: Any = None
+        if rate != TARGET_RATE:
+            import soxr  # the engine's resampler for files too; imported at the first recording
+
+            self._stream = soxr.ResampleStream(rate, TARGET_RATE, 1, quality="HQ")
+
+    def push(self, mono: Samples) -> Samples:
+        if self._stream is None:
+            return mono
+        return np.asarray(self._stream.resample_chunk(mono), dtype=np.float32)
+
+    def finish(self) -> Samples:
+        """What the filter still holds (its last few ms); nothing may be pushed after."""
+        if self._stream is None:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(
+            self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True),
+            dtype=np.float32,
+        )
 
 
 class Recorder:
@@ -216,10 +273,11 @@ class Recorder:
         # ourselves is not taken for a lost device.
         self._token: object | None = None
         self._recording = False
-        self._chunks: list[Samples] = []
+        self._chunks: list[Samples] = []  # the recording so far, at 16 kHz
+        self._resampler: _Resampler | None = None
+        self._preroll_frames = 0
         self._frames = 0
         self._ring = _Ring()
-        self._preroll: Samples = np.zeros(0, dtype=np.float32)
         self._started_at: float | None = None
         self._first_frame_at: float | None = None
         self._last_frame_at: float | None = None
@@ -248,14 +306,31 @@ class Recorder:
 
     def open(self) -> None:
         """Open and start the input stream (no-op when it already runs)."""
+        self._close_dead_stream()
         with self._lock:
-            if self.is_open:
-                return
-            stale = self._detach_locked()
-            self._open_locked()
+            if not self.is_open:
+                self._open_locked()
+
+    def _close_dead_stream(self) -> None:
+        """Close a stream that ended by itself (its device or server went away), before
+        another is opened: re-reading the device list needs all our streams closed. Outside
+        the lock: stopping a stream waits for its callback, which takes the lock."""
+        with self._lock:
+            stale = None if self.is_open else self._detach_locked()
         _shutdown(stale)
 
     def _open_locked(self) -> None:
+        """Open the stream; if that fails, read the device list again and retry once: the
+        microphone or the audio server may have come since PortAudio listed the devices."""
+        try:
+            self._open_stream_locked()
+        except MicrophoneError as error:
+            if not refresh_devices(self._sd):
+                raise
+            log.info("Audio devices read again (%s)", error)
+            self._open_stream_locked()
+
+    def _open_stream_locked(self) -> None:
         try:
             info = self._sd.query_devices(self.device, "input")
         except Exception as error:
@@ -318,6 +393,9 @@ class Recorder:
 
     def start(self) -> None:
         """Begin a recording: keeps the pre-roll, and opens the stream if it is not running."""
+        self._close_dead_stream()
+        if self._rate != TARGET_RATE:
+            import soxr  # noqa: F401  (≈0.1 s the first time: not under the callback's lock)
         with self._lock:
             self._started_at = self._clock()
             self._first_frame_at = None
@@ -325,22 +403,24 @@ class Recorder:
             self._chunks = []
             self._frames = 0
             self._level = 0.0
-            stale = None
             if not self.is_open:
-                stale = self._detach_locked()
                 self._open_locked()
-            self._preroll = self._ring.take()
+            preroll = self._ring.take()
+            self._preroll_frames = len(preroll)
+            self._resampler = _Resampler(self._rate or TARGET_RATE)
+            self._chunks = [self._resampler.push(preroll)]
             self._recording = True
-        _shutdown(stale)
 
     def stop(self) -> Recording:
         """End the recording (if still running) and return its audio at 16 kHz."""
         with self._lock:
             reason = self._stop_reason or StopReason.STOPPED
             self._recording = False
-            chunks, self._chunks = [self._preroll, *self._chunks], []
-            preroll_frames = len(self._preroll)
-            self._preroll = np.zeros(0, dtype=np.float32)
+            resampler, self._resampler = self._resampler, None
+            chunks, self._chunks = self._chunks, []
+            if resampler is not None:
+                chunks.append(resampler.finish())
+            preroll_frames = self._preroll_frames
             rate = self._rate or TARGET_RATE
             latency = (
                 None
@@ -351,15 +431,18 @@ class Recorder:
             if not self.keep_open or reason is StopReason.DEVICE_LOST:
                 stream = self._detach_locked()
         _shutdown(stream)
-        mono = np.concatenate(chunks)
-        return Recording(_resample(mono, rate), rate, reason, latency, preroll_frames / rate)
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        del chunks
+        # Resampling overshoots near full scale; the models were trained on clipped PCM.
+        np.clip(samples, -1.0, 1.0, out=samples)
+        return Recording(samples, rate, reason, latency, preroll_frames / rate)
 
     def cancel(self) -> None:
         """Drop the recording in progress."""
         with self._lock:
             self._recording = False
             self._chunks = []
-            self._preroll = np.zeros(0, dtype=np.float32)
+            self._resampler = None
             stream = None if self.keep_open else self._detach_locked()
         _shutdown(stream)
 
@@ -403,8 +486,9 @@ class Recorder:
             if len(mono) >= room:
                 mono = mono[:room]
                 stopped = StopReason.MAX_LENGTH
-            self._chunks.append(mono)
             self._frames += len(mono)
+            if self._resampler is not None:
+                self._chunks.append(self._resampler.push(mono))
             self._level = float(np.sqrt(np.mean(np.square(mono)))) if len(mono) else 0.0
             if stopped is not None:
                 self._recording = False

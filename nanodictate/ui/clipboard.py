@@ -8,18 +8,27 @@ Read detection: our text goes on the clipboard inside a QMimeData whose `retriev
 that someone asked for the data. On X11 and Wayland the target of a paste must ask us (the
 owner) for the content, so a read after Ctrl+V proves the paste reached an application.
 Elsewhere (macOS copies eagerly) reads cannot be seen and a fixed delay is used.
+
+An owner that never answers: on X11 a read of the clipboard asks the program that owns it, and
+Qt waits for its answer on the GUI thread (≈5 s per format; a hung owner froze the app for
+115 s). So on X11 the owner is first asked on a connection of our own, off the GUI thread,
+with a deadline (`nanodictate.platform.x11.selection`); if it does not answer, the snapshot
+fails with `ClipboardNotAnswering` and the paste stops there: the text goes on the clipboard
+(taking it over needs no answer from the old owner) and the user is told.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData
 from PySide6.QtGui import QClipboard, QGuiApplication, QImage
 
+from nanodictate.core.errors import NanodictateError
 from nanodictate.ui.gui_call import GuiInvoker
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,15 @@ _QT_IMAGE_FORMAT = "application/x-qt-image"
 # dictation history has it), so each dictation does not flood theirs (Handy 921).
 _HISTORY_HINT = "x-kde-passwordManagerHint"
 _DETECTING_PLATFORMS = ("xcb", "wayland")
+# How long the clipboard's owner gets to answer before we give up on saving its content.
+OWNER_ANSWER_TIMEOUT_S = 1.5
+
+# (selection name, timeout) -> whether its owner answered (X11: platform.x11.selection).
+OwnerProbe = Callable[[str, float], bool]
+
+
+class ClipboardNotAnswering(NanodictateError):
+    """The program that holds the clipboard does not answer (it hangs)."""
 
 
 @dataclass
@@ -105,23 +123,58 @@ class QtClipboard:
     selection that xterm-like terminals paste with Shift+Insert; create on the GUI thread."""
 
     def __init__(
-        self, *, detect_reads: bool | None = None, mode: QClipboard.Mode = _CLIPBOARD
+        self,
+        *,
+        detect_reads: bool | None = None,
+        mode: QClipboard.Mode = _CLIPBOARD,
+        owner_answers: OwnerProbe | None = None,
     ) -> None:
         app = QGuiApplication.instance()
         assert app is not None, "QtClipboard needs a QGuiApplication"
         self._invoker = GuiInvoker()
+        platform = QGuiApplication.platformName()
         if detect_reads is None:
-            detect_reads = QGuiApplication.platformName() in _DETECTING_PLATFORMS
+            detect_reads = platform in _DETECTING_PLATFORMS
         self._detect = detect_reads
         self._mode = mode
         self._flag: _ReadFlag | None = None
+        if owner_answers is None and platform == "xcb":
+            from nanodictate.platform.x11.selection import selection_owner_answers
+
+            owner_answers = selection_owner_answers
+        self._owner_answers = owner_answers
 
     @staticmethod
     def _clipboard() -> QClipboard:
         return QGuiApplication.clipboard()
 
     def snapshot(self) -> ClipboardSnapshot:
+        """Everything on the clipboard (or selection), to put back after the paste; raises
+        ClipboardNotAnswering when another program owns it and does not answer."""
+        self._check_owner_answers()
         return self._invoker.call(lambda: take_snapshot(self._clipboard(), self._mode))
+
+    def _check_owner_answers(self) -> None:
+        """From the paste's thread, never the GUI thread: the probe may wait its deadline."""
+        probe = self._owner_answers
+        if probe is None or self._invoker.call(self._owned):
+            return  # our own content: Qt reads it without asking anyone
+        selection = "PRIMARY" if self._mode == QClipboard.Mode.Selection else "CLIPBOARD"
+        try:
+            answered = probe(selection, OWNER_ANSWER_TIMEOUT_S)
+        except Exception as error:  # no connection of our own: let Qt try as before
+            log.warning("Cannot ask the %s owner whether it answers: %s", selection, error)
+            return
+        if not answered:
+            raise ClipboardNotAnswering(
+                "The program holding the clipboard does not respond, so the text was not pasted."
+            )
+
+    def _owned(self) -> bool:
+        clipboard = self._clipboard()
+        if self._mode == QClipboard.Mode.Selection:
+            return bool(clipboard.ownsSelection())
+        return bool(clipboard.ownsClipboard())
 
     def put_text(self, text: str) -> None:
         def put() -> None:

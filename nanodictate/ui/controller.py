@@ -141,6 +141,7 @@ class DictationController(QObject):
             return
         language = language or self.settings.get(S.LANGUAGE)
         self.book.begin(trigger, hold=hold, language=language, now=now, target=target)
+        self.engine.keep_loaded(True)  # no idle unload while the user speaks
         self.hotkeys.cancel_key(True, trigger)
         if self.engine.state is EngineState.UNLOADED:
             self.engine.load()  # loads while the user speaks
@@ -150,6 +151,7 @@ class DictationController(QObject):
         dictation = self.book.take_active()
         if dictation is None:
             return
+        self.engine.keep_loaded(False)
         self.hotkeys.cancel_key(False)
         dictation.first_frame_at = self.microphone.first_frame_at
         if D.is_slip(dictation, now, reason):
@@ -168,6 +170,7 @@ class DictationController(QObject):
         dictation = self.book.take_active()
         if dictation is None:
             return
+        self.engine.keep_loaded(False)
         self.microphone.cancel()
         self.hotkeys.cancel_key(False)
         log.info("Dictation cancelled")

@@ -67,6 +67,13 @@ class EngineLink(QObject):
     def unload(self, reason: str) -> bool:
         return self.submit(UnloadRequest(reason))
 
+    def keep_loaded(self, recording: bool) -> None:
+        """True at key-down, False when the recording ends: meanwhile the idle timers leave
+        the model loaded. Otherwise a recording longer than the idle time had the model
+        loaded at its key-down unloaded midway and loaded again at key-up (a 10-minute
+        recording with "unload after 5 min": tests/desktop/test_app_faults_devices.py)."""
+        self.worker.keep_loaded = recording
+
     def apply_idle_policy(self) -> None:
         minutes = self.settings.get(S.UNLOAD_AFTER_MINUTES)
         self.submit(IdlePolicy(minutes, self.settings.get(S.TWO_TIER_IDLE)))

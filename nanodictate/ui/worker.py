@@ -13,7 +13,9 @@ wait (`OFFLOADED_FACTOR` × the idle time).
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
-from nanodictate.core.errors import EngineCrashedError
+from nanodictate.core.errors import EngineCrashedError, OutOfMemoryError
 from nanodictate.core.transcriber import EngineState, LoadReport, Transcriber, Transcription
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,9 @@ class EngineWorker(QObject):
         self._wake.connect(self._drain, Qt.ConnectionType.QueuedConnection)
         self._stop.connect(self.shutdown, Qt.ConnectionType.QueuedConnection)
         self.minute_ms = 60_000  # tests shrink a minute
+        # Set (from any thread) while a dictation records: its transcription comes next, so
+        # the idle timers must not unload the model meanwhile (see EngineLink.keep_loaded).
+        self.keep_loaded = False
 
     # ------------------------------------------------------------------ any thread
 
@@ -191,7 +196,14 @@ class EngineWorker(QObject):
             self.load_failed.emit(Failure(job_id, EngineCrashedError(_CRASHED_WHILE_LOADING)))
             return None
         except Exception as error:
-            if not _is_user_error(error):
+            memory = _memory_error(error, "load the speech model", engine)
+            if memory is not None:
+                log.warning("Loading the model ran out of memory: %s", error)
+                # Half loaded (an import or a model cut off midway): the next load starts in a
+                # fresh process, and this one's memory goes back to the system now.
+                self._end_engine_process()
+                error = memory
+            elif not _is_user_error(error):
                 log.exception("Loading the model failed")
             self.load_failed.emit(Failure(job_id, error))
             return None
@@ -227,7 +239,15 @@ class EngineWorker(QObject):
         except EngineCrashedError:
             raise
         except Exception as error:
-            if not _is_user_error(error):
+            memory = _memory_error(error, "transcribe the recording", self.engine)
+            if memory is not None:
+                log.warning("Transcription ran out of memory: %s", error)
+                # Its memory goes back to the system now, and the next dictation gets a fresh
+                # process: oneDNN kept failing ("could not create a primitive") in one that
+                # had met the limit, after the limit was lifted.
+                self._end_engine_process()
+                error = memory
+            elif not _is_user_error(error):
                 log.exception("Transcription failed")
             self.transcribe_failed.emit(Failure(request.job_id, error))
             return
@@ -235,6 +255,13 @@ class EngineWorker(QObject):
         self.transcribed.emit(
             TranscribeDone(request.job_id, result, loaded_now, time.monotonic() - request.submitted)
         )
+
+    def _end_engine_process(self) -> None:
+        try:
+            self.engine.unload()
+        except Exception:
+            log.exception("Unloading after running out of memory failed")
+        self._report_memory()
 
     def _report_memory(self) -> None:
         try:
@@ -264,6 +291,9 @@ class EngineWorker(QObject):
         engine = self._engine
         if engine is None or not self._queue.empty():
             return  # a request is waiting: it will re-arm the timer
+        if self.keep_loaded:
+            self._idle.start()  # a recording runs; look again after the same time
+            return
         if self._policy.two_tier and self._policy.minutes != 0 and engine.offload():
             log.info("Idle: model moved from the GPU to RAM")
             self.idle_action.emit("offload")
@@ -279,6 +309,9 @@ class EngineWorker(QObject):
     def _on_offloaded_idle(self) -> None:
         engine = self._engine
         if engine is None or not self._queue.empty():
+            return
+        if self.keep_loaded:
+            self._offloaded.start()
             return
         log.info("Idle: unloading the model from RAM")
         engine.unload()
@@ -301,6 +334,62 @@ class EngineWorker(QObject):
         thread = self.thread()
         if thread is not None:
             thread.quit()
+
+
+# How a failed allocation reads when it does not arrive as MemoryError: torch's CPU allocator
+# ("DefaultCPUAllocator: can't allocate memory"), a memory map or a thread that could not be
+# made (errno ENOMEM, "Cannot allocate memory"), CUDA ("CUDA out of memory").
+_MEMORY_SIGNS = ("can't allocate memory", "cannot allocate memory", "out of memory")
+# Others say nothing of memory ("could not create a primitive", from oneDNN); so after any
+# unexpected error the engine's state is looked at too: a process this close to its
+# address-space limit (RLIMIT_AS, `ulimit -v`), or a machine with this little RAM left, failed
+# for want of memory, whatever the message.
+_ADDRESS_SPACE_HEADROOM = 64 * 2**20
+_LOW_RAM = 128 * 2**20
+
+
+def _memory_error(
+    error: BaseException, doing: str, engine: Transcriber | None = None
+) -> OutOfMemoryError | None:
+    """A failed allocation, however the engine reported it, as an error the user can act on;
+    None for any other error (and for an OutOfMemoryError, which already is one)."""
+    if isinstance(error, OutOfMemoryError):
+        return None
+    if isinstance(error, MemoryError) or _says_memory(error):
+        short = True
+    elif _is_user_error(error):
+        short = False  # its message for the user stands
+    else:
+        short = _memory_was_short(getattr(engine, "pid", None) or os.getpid())
+    if not short:
+        return None
+    return OutOfMemoryError(
+        f"There was not enough free memory to {doing}. Close other programs and try again."
+    )
+
+
+def _says_memory(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(sign in text for sign in _MEMORY_SIGNS)
+
+
+def _memory_was_short(pid: int) -> bool:
+    """Whether the process `pid` is at its address-space limit (Linux), or the machine is
+    nearly out of RAM."""
+    import psutil
+
+    try:
+        if sys.platform.startswith("linux"):
+            import resource
+
+            limit, _hard = resource.prlimit(pid, resource.RLIMIT_AS)
+            mapped = psutil.Process(pid).memory_info().vms
+            if limit != resource.RLIM_INFINITY and mapped > limit - _ADDRESS_SPACE_HEADROOM:
+                return True
+        return bool(psutil.virtual_memory().available < _LOW_RAM)
+    except (OSError, psutil.Error) as error:
+        log.debug("Cannot tell whether memory was short: %s", error)
+        return False
 
 
 def _is_user_error(error: BaseException) -> bool:

@@ -14,8 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from desktop.harness import DesktopError, DesktopSession, TextWindow, WindowGeometry
+import psutil
+
+from desktop.harness import (
+    DesktopError,
+    DesktopSession,
+    TextWindow,
+    WindowGeometry,
+    pids_with_marker,
+)
 from nanodictate import settings as S
+from nanodictate.core.history import History
 from nanodictate.ui.settings_store import IniFileStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,3 +263,40 @@ def wait_for_new_text(window: TextWindow, old: str, timeout: float) -> tuple[str
         time.sleep(0.005)
     changed = time.monotonic()
     return window.wait_for_change(old, 5), changed
+
+
+# ------------------------------------------------------------------------ checks and the end
+
+
+def engine_processes(app: App) -> list[psutil.Process]:
+    """The app's engine child processes (`python -m nanodictate.core.asr.engine_process`)."""
+    children = psutil.Process(app.process.pid).children(recursive=True)
+    return [c for c in children if "nanodictate.core.asr.engine_process" in " ".join(c.cmdline())]
+
+
+def history_texts(app: App) -> list[str]:
+    history = History(app.base / "data" / "history.sqlite3")
+    try:
+        return [entry.text for entry in history.recent(1000)]
+    finally:
+        history.close()
+
+
+def kept_recordings(app: App) -> list[Path]:
+    """The recordings the app keeps on disk until their text is safe (core.spool)."""
+    return sorted((app.base / "data" / "recordings-in-progress").glob("*.wav"))
+
+
+def notifications(app: App) -> list[str]:
+    """What the app told the user, "title: message", in order (its log keeps every one)."""
+    marker = "Notification: "
+    return [line.split(marker, 1)[1] for line in app.log().splitlines() if marker in line]
+
+
+def end_cleanly(desk: DesktopSession, app: App) -> None:
+    """Quit as a logout does; no traceback in the log, no process of the session left."""
+    assert app.quit() == 0, app.log_tail()
+    assert "Traceback" not in app.log()
+    marker = desk.marker
+    desk.close()
+    assert pids_with_marker(marker) == []

@@ -49,6 +49,7 @@ __all__ = [
     "MARKER_ENV",
     "DesktopError",
     "DesktopSession",
+    "PipeMicrophone",
     "TextWindow",
     "WindowGeometry",
     "missing_tools",
@@ -98,6 +99,21 @@ def pids_with_marker(marker: str) -> list[int]:
         if needle in b"\0" + data + b"\0":
             found.append(int(entry.name))
     return found
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _process_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (R, S, T for stopped …); "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
 
 
 def _wait_for(
@@ -218,6 +234,93 @@ class WindowGeometry:
     @property
     def center(self) -> tuple[int, int]:
         return self.x + self.width // 2, self.y + self.height // 2
+
+
+class PipeMicrophone:
+    """A capture source fed from a FIFO (PulseAudio's module-pipe-source, 16 kHz mono s16le)
+    and made the default source: an app records it through the same server, ALSA plugin and
+    PortAudio as the `vmic` microphone, but it delivers what is written as fast as it is
+    written, so ten minutes of audio can be recorded in much less than ten minutes.
+
+    A source with no data delivers nothing (a capture stream on it stalls, which an app
+    rightly takes for a lost device), so a thread writes silence in real time whenever no
+    clip is playing; `play(pcm, speed)` writes a clip paced at `speed` × real time instead.
+    `stall()` stops all writing (a microphone that stops delivering without going away) until
+    `resume()`.
+    """
+
+    BLOCK_S = 0.05
+
+    def __init__(self, session: DesktopSession, name: str) -> None:
+        self.session = session
+        self.name = name
+        self.fifo = session.root / f"{name}.fifo"
+        session.run(
+            ["pactl", "load-module", "module-pipe-source", f"source_name={name}",
+             f"file={self.fifo}", "format=s16le", f"rate={MIC_RATE}", "channels=1"],
+            capture=False,
+        )  # fmt: skip
+        session.run(["pactl", "set-default-source", name], capture=False)
+        self._clips: list[tuple[bytes, float, threading.Event]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stalled = threading.Event()
+        self._fd = os.open(self.fifo, os.O_WRONLY)
+        self._thread = threading.Thread(target=self._feed, name=f"{name}-feed", daemon=True)
+        self._thread.start()
+
+    def play(self, pcm: bytes, speed: float = 1.0) -> threading.Event:
+        """Queue `pcm` (s16le 16 kHz mono) at `speed` × real time; the event is set once it
+        has all been written."""
+        done = threading.Event()
+        with self._lock:
+            self._clips.append((pcm, speed, done))
+        return done
+
+    def stall(self) -> None:
+        self._stalled.set()
+
+    def resume(self) -> None:
+        self._stalled.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def _feed(self) -> None:
+        block = int(MIC_RATE * self.BLOCK_S) * 2
+        silence = bytes(block)
+        due = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self._stalled.is_set():
+                    time.sleep(self.BLOCK_S)
+                    due = time.monotonic()
+                    continue
+                with self._lock:
+                    clip = self._clips.pop(0) if self._clips else None
+                if clip is None:
+                    os.write(self._fd, silence)
+                    due += self.BLOCK_S
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    continue
+                pcm, speed, done = clip
+                view = memoryview(pcm)
+                for start in range(0, len(view), block):
+                    if self._stop.is_set():
+                        return
+                    while self._stalled.is_set() and not self._stop.is_set():
+                        time.sleep(self.BLOCK_S)
+                        due = time.monotonic()
+                    os.write(self._fd, view[start : start + block])
+                    due += self.BLOCK_S / speed
+                    time.sleep(max(0.0, due - time.monotonic()))
+                done.set()
+        except OSError:
+            if not self._stop.is_set():
+                raise
 
 
 # Sessions not closed yet (closed at interpreter exit if a test forgot to).
@@ -709,6 +812,23 @@ class DesktopSession:
             "the clipboard to hold the new text",
         )
 
+    def freeze_clipboard_owner(self, text: str, *, selection: str = "clipboard") -> int:
+        """Own the clipboard with `text` (xclip), then stop that owner (SIGSTOP): a program
+        that hangs while it holds the clipboard, so nobody's request for the content is ever
+        answered. Returns the owner's PID; `thaw` it (SIGCONT), or close() ends it."""
+        self.set_clipboard_text(text, selection=selection)
+        owners = [pid for pid in pids_with_marker(self.marker) if _command_name(pid) == "xclip"]
+        if len(owners) != 1:
+            raise DesktopError(f"expected one xclip owning the {selection}, found {owners}")
+        os.kill(owners[0], signal.SIGSTOP)
+        _wait_for(lambda: _process_state(owners[0]) == "T", 5.0, "the clipboard owner to stop")
+        return owners[0]
+
+    @staticmethod
+    def thaw(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
     def set_clipboard_image(self, png_path: Path, *, selection: str = "clipboard") -> None:
         """Own the clipboard with a PNG image (target image/png)."""
         data = Path(png_path).read_bytes()
@@ -803,6 +923,72 @@ class DesktopSession:
             if process.stdout is not None:
                 process.stdout.close()
 
+    # --- audio faults -------------------------------------------------------------------------
+    # What a user's audio system does to a running app: the server stops (crash, `pulseaudio
+    # -k`, a logout of the sound session), the only microphone is unplugged, and both come back.
+
+    def stop_audio_server(self) -> None:
+        """Stop PulseAudio (SIGTERM, as `pulseaudio -k` does): every stream on it ends, and
+        clients find no server until `start_audio_server`."""
+        self._require_audio()
+        for entry in self._audio_processes():
+            if entry.popen.poll() is None:
+                entry.popen.terminate()
+        for entry in self._audio_processes():
+            try:
+                entry.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                entry.popen.kill()
+                entry.popen.wait(timeout=5)
+        _wait_for(
+            lambda: self.run(["pactl", "info"], timeout=5, check=False).returncode != 0,
+            5.0,
+            "PulseAudio to stop answering",
+        )
+
+    def start_audio_server(self) -> None:
+        """Start PulseAudio again on the same socket, with the virtual mic as at start."""
+        self._require_audio()
+        self._start_audio()
+
+    def unplug_microphone(self) -> None:
+        """Remove every capture source, as unplugging the only microphone does.
+
+        PulseAudio moves a capture stream whose source goes to the next default source, and
+        every sink's monitor is a source: so the sinks (whose monitors it would fall back
+        to) go too. A capture stream then ends; a new one cannot open.
+        """
+        self._require_audio()
+        modules = self.run(["pactl", "list", "short", "modules"]).stdout.decode()
+        for line in reversed(modules.splitlines()):
+            index, name, *_ = line.split("\t")
+            if name in ("module-remap-source", "module-null-sink"):
+                self.run(["pactl", "unload-module", index], capture=False)
+        sources = self.run(["pactl", "list", "short", "sources"]).stdout.decode().strip()
+        if sources:
+            raise DesktopError(f"capture sources left after unplugging: {sources}")
+
+    def plug_microphone(self) -> None:
+        """The virtual mic (and the speakers) back, as at start: the undo of `unplug_microphone`."""
+        self._require_audio()
+        started = time.monotonic()
+        for module in (
+            f"module-null-sink sink_name={SPEAKER_SINK}",
+            f"module-null-sink sink_name={MIC_SINK} rate={MIC_RATE} channels=1",
+            f"module-remap-source source_name={MIC_SOURCE} master={MIC_SINK}.monitor",
+        ):
+            self.run(["pactl", "load-module", *module.split()], capture=False)
+        self._mic_ready(started)
+
+    def pipe_microphone(self, name: str = "vmic_pipe") -> PipeMicrophone:
+        """A second virtual mic, fed by the test at any speed, made the default source."""
+        self._require_audio()
+        return PipeMicrophone(self, name)
+
+    def _audio_processes(self) -> list[_Process]:
+        with self._lock:
+            return [p for p in self._processes if p.name in ("pulseaudio", "pacat-keepalive")]
+
     # --- internals: start-up ------------------------------------------------------------------
 
     def _base_env(self) -> dict[str, str]:
@@ -894,6 +1080,11 @@ class DesktopSession:
             return self.run(["pactl", "info"], timeout=5, check=False).returncode == 0
 
         _wait_for(pulse_answers, 10.0, "PulseAudio to answer", interval=0.05)
+        self.timings["audio_server"] = time.monotonic() - started
+        self._mic_ready(started)
+
+    def _mic_ready(self, started: float) -> None:
+        """Defaults, the keep-alive stream, and the probe that a new capture starts at once."""
         self.run(["pactl", "set-default-sink", SPEAKER_SINK], capture=False)
         self.run(["pactl", "set-default-source", MIC_SOURCE], capture=False)
         # A silent low-latency stream keeps the null sink rendering in small blocks, so a new
@@ -903,7 +1094,6 @@ class DesktopSession:
              "--latency-msec=20", f"--device={MIC_SINK}", "/dev/zero"],
             name="pacat-keepalive",
         )  # fmt: skip
-        self.timings["audio_server"] = time.monotonic() - started
         probes: list[float] = []
         deadline = time.monotonic() + 10.0
         while True:

@@ -18,12 +18,14 @@ from desktop.app_driver import (
     REPLICA_TEXT,
     App,
     Dictation,
+    end_cleanly,
+    engine_processes,
+    history_texts,
     make_speech_wav,
     wait_for_new_text,
 )
-from desktop.harness import DesktopSession, pids_with_marker
+from desktop.harness import DesktopSession
 from nanodictate import settings as S
-from nanodictate.core.history import History
 
 pytestmark = pytest.mark.desktop
 
@@ -35,33 +37,12 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_speech_wav(tmp_path_factory.mktemp("speech"), SPEECH)
 
 
-def engine_processes(app: App) -> list[psutil.Process]:
-    children = psutil.Process(app.process.pid).children(recursive=True)
-    return [c for c in children if "nanodictate.core.asr.engine_process" in " ".join(c.cmdline())]
-
-
 def is_running(process: psutil.Process) -> bool:
     """False once it ended (a zombie until the app reaps it at its next call)."""
     try:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def history_texts(app: App) -> list[str]:
-    history = History(app.base / "data" / "history.sqlite3")
-    try:
-        return [entry.text for entry in history.recent(1000)]
-    finally:
-        history.close()
-
-
-def end_cleanly(desk: DesktopSession, app: App) -> None:
-    assert app.quit() == 0, app.log_tail()
-    assert "Traceback" not in app.log()
-    marker = desk.marker
-    desk.close()
-    assert pids_with_marker(marker) == []
 
 
 def test_long_first_dictation_while_the_model_loads(

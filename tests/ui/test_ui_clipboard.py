@@ -10,7 +10,12 @@ from PySide6.QtCore import QByteArray, QMimeData, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 
 from nanodictate.core.text_output import PasteMethod, TextOutput
-from nanodictate.ui.clipboard import QtClipboard, restore_snapshot, take_snapshot
+from nanodictate.ui.clipboard import (
+    OWNER_ANSWER_TIMEOUT_S,
+    QtClipboard,
+    restore_snapshot,
+    take_snapshot,
+)
 
 
 def _image() -> QImage:
@@ -104,3 +109,45 @@ def test_read_detection_sees_only_reads_after_arming(qapp: Any) -> None:
     assert QtClipboard(detect_reads=False).was_read() is None
     port.release()
     assert QGuiApplication.clipboard().text() == "x"
+
+
+def test_an_owner_that_does_not_answer_stops_the_paste_and_the_text_stays(
+    qapp: Any, qtbot: Any
+) -> None:
+    """On X11 the owner is asked first (platform.x11.selection, tested on a real X server in
+    tests/desktop/test_app_faults_system.py); here a probe that says it did not answer."""
+    asked: list[tuple[str, float]] = []
+
+    def no_answer(selection: str, timeout: float) -> bool:
+        asked.append((selection, timeout))
+        return False
+
+    port = QtClipboard(detect_reads=True, owner_answers=no_answer)
+    port._owned = lambda: False  # type: ignore[method-assign]  # another program owns it
+    keyboard = ReadingKeyboard(port)
+    output = TextOutput(port, keyboard, None)
+    results: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: results.append(output.deliver("dictated", PasteMethod.PASTE, None))
+    )
+    worker.start()
+    qtbot.waitUntil(lambda: bool(results), timeout=5000)
+    worker.join()
+    assert asked == [("CLIPBOARD", OWNER_ANSWER_TIMEOUT_S)]
+    assert not results[0].ok and keyboard.pasted == []
+    assert results[0].message == (
+        "The program holding the clipboard does not respond, so the text was not pasted. "
+        "It is on the clipboard and in Recent."
+    )
+    assert QGuiApplication.clipboard().text() == "dictated"
+    port.release()
+
+
+def test_our_own_clipboard_is_read_without_asking(qapp: Any) -> None:
+    def must_not_ask(selection: str, timeout: float) -> bool:
+        raise AssertionError("asked the owner of our own clipboard")
+
+    port = QtClipboard(owner_answers=must_not_ask)
+    port._owned = lambda: True  # type: ignore[method-assign]
+    QGuiApplication.clipboard().setText("ours")
+    assert port.snapshot().formats

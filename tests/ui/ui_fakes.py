@@ -43,6 +43,9 @@ class FakeStream:
             if self.finished_callback is not None:
                 self.finished_callback()
 
+    def abort(self) -> None:
+        self.stop()  # for an input stream the same, bar the pending buffers it drops
+
     def close(self) -> None:
         self.closed = True
 

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from nanodictate.core.asr.placement import Placement
-from nanodictate.core.errors import EngineCrashedError, NanodictateError
+from nanodictate.core.errors import EngineCrashedError, NanodictateError, OutOfMemoryError
 from nanodictate.core.transcriber import (
     Capabilities,
     DeviceChoice,
@@ -318,6 +318,19 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             method, args, kwargs = pickle.load(requests)
         except (EOFError, OSError):
             break  # the app is gone
+        except MemoryError:
+            # The request (a long recording) did not fit. The rest of it is still in the
+            # pipe, so this process cannot read on: say why and end; the next call starts anew.
+            reply(
+                (
+                    "error",
+                    OutOfMemoryError(
+                        "There was not enough free memory to receive the recording. "
+                        "Close other programs and try again."
+                    ),
+                )
+            )
+            break
         if method == "exit":
             break
         try:
