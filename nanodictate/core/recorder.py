@@ -38,7 +38,6 @@ moves it to its own thread.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import threading
@@ -50,11 +49,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from nanodictate.core.audio_blocks import TARGET_RATE as TARGET_RATE
+from nanodictate.core.audio_blocks import Resampler, Ring, Samples, mono_mix
+from nanodictate.core.audio_devices import InputDevice as InputDevice
+from nanodictate.core.audio_devices import close_stream, refresh_devices
+from nanodictate.core.audio_devices import list_input_devices as list_input_devices
 from nanodictate.core.errors import NanodictateError
 
 log = logging.getLogger(__name__)
 
-TARGET_RATE = 16000
 DEFAULT_PREROLL_SECONDS = 0.3
 # PortAudio calls back once per block. With its own choice (`latency="low"`, no block size) that
 # was ≈500 calls a second on PulseAudio, ≈7–10 % of a core at rest for nothing but the pre-roll;
@@ -65,8 +68,6 @@ DEFAULT_MAX_SECONDS = 600.0
 # Stereo at most: a mono mix of more channels only adds the noise of unused inputs (PulseAudio's
 # "default" ALSA device claims 32).
 MAX_CAPTURE_CHANNELS = 2
-
-Samples = npt.NDArray[np.float32]
 
 
 class MicrophoneError(NanodictateError):
@@ -90,159 +91,6 @@ class Recording:
     @property
     def seconds(self) -> float:
         return len(self.samples) / TARGET_RATE
-
-
-@dataclass(frozen=True)
-class InputDevice:
-    index: int
-    name: str
-    channels: int
-    default_rate: int
-    is_default: bool
-
-
-def list_input_devices(sd: Any) -> list[InputDevice]:
-    """The devices that can record, as the sound module reports them."""
-    try:
-        devices = sd.query_devices()
-        default = sd.default.device[0] if sd.default.device is not None else None
-    except Exception as error:  # PortAudio not initialised, no server …
-        log.warning("Cannot list audio devices: %s", error)
-        return []
-    found = []
-    for index, info in enumerate(devices):
-        channels = int(info.get("max_input_channels", 0))
-        if channels > 0:
-            found.append(
-                InputDevice(
-                    index,
-                    str(info["name"]),
-                    channels,
-                    int(info.get("default_samplerate", 0)),
-                    index == default,
-                )
-            )
-    return found
-
-
-def refresh_devices(sd: Any) -> bool:
-    """Have the sound module read the system's audio devices again; False if it cannot.
-
-    PortAudio lists the devices once, when it is initialised (at ``import sounddevice``): a
-    microphone plugged in later, or an audio server started after the app, stays unknown
-    until PortAudio is initialised again (sounddevice issues 125 and 382; PortAudio's
-    hot-plug support, its issue 11, is unfinished). Terminating PortAudio ends every stream
-    it has open, so call this only when no stream of ours runs; the stream of the last
-    ``sd.play()`` (the start/stop sounds) is stopped first.
-    """
-    terminate = getattr(sd, "_terminate", None)
-    initialize = getattr(sd, "_initialize", None)
-    if terminate is None or initialize is None:
-        return False
-    with contextlib.suppress(Exception):
-        sd.stop()
-    try:
-        terminate()
-    except Exception as error:  # not initialised: an earlier initialisation failed
-        log.debug("Terminating PortAudio failed: %s", error)
-    try:
-        initialize()
-    except Exception as error:
-        log.warning("Cannot initialise the audio library: %s", error)
-        return False
-    return True
-
-
-def _mono(block: npt.NDArray[Any]) -> Samples:
-    if block.ndim == 2 and block.shape[1] > 1:
-        return np.asarray(block.mean(axis=1, dtype=np.float32), dtype=np.float32)
-    return np.array(block.reshape(-1), dtype=np.float32)
-
-
-class _Ring:
-    """The last `capacity` frames as they came (all channels), in memory allocated once.
-
-    While idle the callback does nothing but copy its block in here; mixing to mono happens
-    once, in `take()` at key-down.
-    """
-
-    def __init__(self, capacity: int = 0, channels: int = 1) -> None:
-        self._data = np.zeros((max(0, capacity), channels), dtype=np.float32)
-        self._end = 0  # where the next frame goes
-        self._filled = 0
-
-    def push(self, block: npt.NDArray[Any]) -> None:
-        capacity = len(self._data)
-        if capacity == 0:
-            return
-        frames = len(block)
-        if block.ndim == 1:
-            block = block[:, None]
-        if frames >= capacity:
-            self._data[:] = block[frames - capacity :]
-            self._end, self._filled = 0, capacity
-            return
-        first = min(frames, capacity - self._end)
-        self._data[self._end : self._end + first] = block[:first]
-        if first < frames:
-            self._data[: frames - first] = block[first:]
-        self._end = (self._end + frames) % capacity
-        self._filled = min(capacity, self._filled + frames)
-
-    def take(self) -> Samples:
-        """What it holds, oldest first, mixed to mono; the ring is empty afterwards."""
-        if self._filled < len(self._data):
-            frames = self._data[: self._filled]  # not wrapped yet: it starts at 0
-        else:
-            frames = np.concatenate((self._data[self._end :], self._data[: self._end]))
-        mono = _mono(frames)
-        self.clear()
-        return mono
-
-    def clear(self) -> None:
-        self._end = self._filled = 0
-
-
-def _shutdown(stream: Any) -> None:
-    """Abort, not stop: `stop()` waits for PortAudio's pending buffers, and a stream whose
-    source stalled (delivers nothing, yet is not gone) does not get them. On PulseAudio stop()
-    on such a stream had not returned after 40 s; in the app the GUI thread hung ≈100 s after
-    "Microphone lost", and quitting hung. abort() returned in under 1 ms. An input stream has
-    nothing worth waiting for (the recording took its audio under the lock already), and
-    PortAudio's ALSA thread honours an abort only while it waits for audio, never inside our
-    callback (it disables cancellation around it)."""
-    if stream is None:
-        return
-    try:
-        stream.abort()
-        stream.close()
-    except Exception as error:  # a lost device may fail to stop; it is gone anyway
-        log.debug("Closing the input stream failed: %s", error)
-
-
-class _Resampler:
-    """Mono audio at `rate` to 16 kHz, block by block as it comes."""
-
-    def __init__(self, rate: int) -> None:
-        self._stream: Any = None
-        if rate != TARGET_RATE:
-            import soxr  # the engine's resampler for files too; imported at the first recording
-
-            self._stream = soxr.ResampleStream(rate, TARGET_RATE, 1, quality="HQ")
-
-    def push(self, mono: Samples) -> Samples:
-        if self._stream is None:
-            return mono
-        return np.asarray(self._stream.resample_chunk(mono), dtype=np.float32)
-
-    def finish(self) -> Samples:
-        """What the filter still holds (its last few ms); nothing may be pushed after."""
-        if self._stream is None:
-            return np.zeros(0, dtype=np.float32)
-        return np.asarray(
-            self._stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True),
-            dtype=np.float32,
-        )
 
 
 class Recorder:
@@ -274,10 +122,10 @@ class Recorder:
         self._token: object | None = None
         self._recording = False
         self._chunks: list[Samples] = []  # the recording so far, at 16 kHz
-        self._resampler: _Resampler | None = None
+        self._resampler: Resampler | None = None
         self._preroll_frames = 0
         self._frames = 0
-        self._ring = _Ring()
+        self._ring = Ring()
         self._started_at: float | None = None
         self._first_frame_at: float | None = None
         self._last_frame_at: float | None = None
@@ -317,7 +165,7 @@ class Recorder:
         the lock: stopping a stream waits for its callback, which takes the lock."""
         with self._lock:
             stale = None if self.is_open else self._detach_locked()
-        _shutdown(stale)
+        close_stream(stale)
 
     def _open_locked(self) -> None:
         """Open the stream; if that fails, read the device list again and retry once: the
@@ -352,7 +200,7 @@ class Recorder:
                 finished_callback=lambda: self._finished(token),
             )
             self._token = token
-            self._ring = _Ring(int(self.preroll_seconds * rate), channels)
+            self._ring = Ring(int(self.preroll_seconds * rate), channels)
             stream.start()
         except Exception as error:
             raise MicrophoneError(
@@ -367,10 +215,10 @@ class Recorder:
             self._recording = False
             self._chunks = []
             stream = self._detach_locked()
-        _shutdown(stream)
+        close_stream(stream)
 
     def _detach_locked(self) -> Any:
-        """Forget the stream; the caller stops it with `_shutdown` after releasing the lock
+        """Forget the stream; the caller stops it with `close_stream` after releasing the lock
         (stopping waits for the callback, which takes the lock: holding it would deadlock)."""
         stream, self._stream = self._stream, None
         self._ring.clear()
@@ -385,7 +233,7 @@ class Recorder:
             if self._recording:
                 return  # switched when this recording ends
             stream = self._detach_locked()
-        _shutdown(stream)
+        close_stream(stream)
         if was_open and self.keep_open:
             self.open()
 
@@ -407,7 +255,7 @@ class Recorder:
                 self._open_locked()
             preroll = self._ring.take()
             self._preroll_frames = len(preroll)
-            self._resampler = _Resampler(self._rate or TARGET_RATE)
+            self._resampler = Resampler(self._rate or TARGET_RATE)
             self._chunks = [self._resampler.push(preroll)]
             self._recording = True
 
@@ -430,7 +278,7 @@ class Recorder:
             stream = None
             if not self.keep_open or reason is StopReason.DEVICE_LOST:
                 stream = self._detach_locked()
-        _shutdown(stream)
+        close_stream(stream)
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
         del chunks
         # Resampling overshoots near full scale; the models were trained on clipped PCM.
@@ -444,7 +292,7 @@ class Recorder:
             self._chunks = []
             self._resampler = None
             stream = None if self.keep_open else self._detach_locked()
-        _shutdown(stream)
+        close_stream(stream)
 
     @property
     def first_frame_latency_s(self) -> float | None:
@@ -476,7 +324,7 @@ class Recorder:
             if not self._recording:
                 self._ring.push(indata)  # idle: one copy into preallocated memory, nothing else
                 return
-            mono = _mono(indata)
+            mono = mono_mix(indata)
             if self._first_frame_at is None:
                 self._first_frame_at = now
             limit = int(self.max_seconds * self._rate)
