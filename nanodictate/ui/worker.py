@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
-from nanodictate.core.errors import EngineCrashedError, OutOfMemoryError
+from nanodictate.core.errors import EngineCrashedError, NanodictateError
+from nanodictate.core.memory_failures import memory_error
 from nanodictate.core.transcriber import EngineState, LoadReport, Transcriber, Transcription
 
 log = logging.getLogger(__name__)
@@ -196,14 +196,14 @@ class EngineWorker(QObject):
             self.load_failed.emit(Failure(job_id, EngineCrashedError(_CRASHED_WHILE_LOADING)))
             return None
         except Exception as error:
-            memory = _memory_error(error, "load the speech model", engine)
+            memory = memory_error(error, "load the speech model", _pid_of(engine))
             if memory is not None:
                 log.warning("Loading the model ran out of memory: %s", error)
                 # Half loaded (an import or a model cut off midway): the next load starts in a
                 # fresh process, and this one's memory goes back to the system now.
                 self._end_engine_process()
                 error = memory
-            elif not _is_user_error(error):
+            elif not isinstance(error, NanodictateError):
                 log.exception("Loading the model failed")
             self.load_failed.emit(Failure(job_id, error))
             return None
@@ -239,7 +239,7 @@ class EngineWorker(QObject):
         except EngineCrashedError:
             raise
         except Exception as error:
-            memory = _memory_error(error, "transcribe the recording", self.engine)
+            memory = memory_error(error, "transcribe the recording", _pid_of(self.engine))
             if memory is not None:
                 log.warning("Transcription ran out of memory: %s", error)
                 # Its memory goes back to the system now, and the next dictation gets a fresh
@@ -247,7 +247,7 @@ class EngineWorker(QObject):
                 # had met the limit, after the limit was lifted.
                 self._end_engine_process()
                 error = memory
-            elif not _is_user_error(error):
+            elif not isinstance(error, NanodictateError):
                 log.exception("Transcription failed")
             self.transcribe_failed.emit(Failure(request.job_id, error))
             return
@@ -336,66 +336,10 @@ class EngineWorker(QObject):
             thread.quit()
 
 
-# How a failed allocation reads when it does not arrive as MemoryError: torch's CPU allocator
-# ("DefaultCPUAllocator: can't allocate memory"), a memory map or a thread that could not be
-# made (errno ENOMEM, "Cannot allocate memory"), CUDA ("CUDA out of memory").
-_MEMORY_SIGNS = ("can't allocate memory", "cannot allocate memory", "out of memory")
-# Others say nothing of memory ("could not create a primitive", from oneDNN); so after any
-# unexpected error the engine's state is looked at too: a process this close to its
-# address-space limit (RLIMIT_AS, `ulimit -v`), or a machine with this little RAM left, failed
-# for want of memory, whatever the message.
-_ADDRESS_SPACE_HEADROOM = 64 * 2**20
-_LOW_RAM = 128 * 2**20
-
-
-def _memory_error(
-    error: BaseException, doing: str, engine: Transcriber | None = None
-) -> OutOfMemoryError | None:
-    """A failed allocation, however the engine reported it, as an error the user can act on;
-    None for any other error (and for an OutOfMemoryError, which already is one)."""
-    if isinstance(error, OutOfMemoryError):
-        return None
-    if isinstance(error, MemoryError) or _says_memory(error):
-        short = True
-    elif _is_user_error(error):
-        short = False  # its message for the user stands
-    else:
-        short = _memory_was_short(getattr(engine, "pid", None) or os.getpid())
-    if not short:
-        return None
-    return OutOfMemoryError(
-        f"There was not enough free memory to {doing}. Close other programs and try again."
-    )
-
-
-def _says_memory(error: BaseException) -> bool:
-    text = str(error).lower()
-    return any(sign in text for sign in _MEMORY_SIGNS)
-
-
-def _memory_was_short(pid: int) -> bool:
-    """Whether the process `pid` is at its address-space limit (Linux), or the machine is
-    nearly out of RAM."""
-    import psutil
-
-    try:
-        if sys.platform.startswith("linux"):
-            import resource
-
-            limit, _hard = resource.prlimit(pid, resource.RLIMIT_AS)
-            mapped = psutil.Process(pid).memory_info().vms
-            if limit != resource.RLIM_INFINITY and mapped > limit - _ADDRESS_SPACE_HEADROOM:
-                return True
-        return bool(psutil.virtual_memory().available < _LOW_RAM)
-    except (OSError, psutil.Error) as error:
-        log.debug("Cannot tell whether memory was short: %s", error)
-        return False
-
-
-def _is_user_error(error: BaseException) -> bool:
-    from nanodictate.core.errors import NanodictateError
-
-    return isinstance(error, NanodictateError)
+def _pid_of(engine: Transcriber | None) -> int:
+    """The process the engine runs in: its own worker process, or this one."""
+    pid = getattr(engine, "pid", None)
+    return pid if isinstance(pid, int) else os.getpid()
 
 
 class EngineThread(QThread):

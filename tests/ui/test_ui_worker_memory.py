@@ -5,6 +5,7 @@ it ends the engine's process, so the next load starts clean."""
 
 from __future__ import annotations
 
+import os
 import resource
 import subprocess
 import sys
@@ -16,19 +17,13 @@ import pytest
 from ui_fakes import FakeEngine
 
 from nanodictate.core.errors import ModelCorruptError, ModelMissingError, OutOfMemoryError
-from nanodictate.ui.worker import EngineService, Failure, LoadRequest, _memory_error
+from nanodictate.core.memory_failures import memory_error
+from nanodictate.ui.worker import EngineService, Failure, LoadRequest
 
 TORCH_ALLOCATOR = (
     "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
     "you tried to allocate 753000 bytes. Error code 12 (Cannot allocate memory)"
 )
-
-
-class Pid:
-    """An engine seen from the worker: only its process id is looked at."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
 
 
 @pytest.fixture
@@ -53,7 +48,7 @@ def idle_process() -> Iterator[psutil.Process]:
     ],
 )
 def test_failed_allocations_are_told_as_not_enough_memory(error: BaseException) -> None:
-    told = _memory_error(error, "load the speech model")
+    told = memory_error(error, "load the speech model", os.getpid())
     assert isinstance(told, OutOfMemoryError)
     assert str(told) == (
         "There was not enough free memory to load the speech model. Close other programs and "
@@ -62,9 +57,9 @@ def test_failed_allocations_are_told_as_not_enough_memory(error: BaseException) 
 
 
 def test_other_errors_stay_what_they_are() -> None:
-    assert _memory_error(ModelMissingError("model.pt is missing"), "load") is None
-    assert _memory_error(OutOfMemoryError("planned: 2 GiB needed"), "load") is None
-    assert _memory_error(RuntimeError("could not create a primitive"), "load") is None
+    assert memory_error(ModelMissingError("model.pt is missing"), "load", os.getpid()) is None
+    assert memory_error(OutOfMemoryError("planned: 2 GiB needed"), "load", os.getpid()) is None
+    assert memory_error(RuntimeError("could not create a primitive"), "load", os.getpid()) is None
 
 
 def test_an_error_from_a_process_at_its_memory_limit_is_told_as_memory(
@@ -72,11 +67,11 @@ def test_an_error_from_a_process_at_its_memory_limit_is_told_as_memory(
 ) -> None:
     """oneDNN's "could not create a primitive" names no cause; at the limit it is memory."""
     error = RuntimeError("could not create a primitive")
-    assert _memory_error(error, "transcribe", Pid(idle_process.pid)) is None  # type: ignore[arg-type]
+    assert memory_error(error, "transcribe", idle_process.pid) is None
     limit = idle_process.memory_info().vms
     resource.prlimit(idle_process.pid, resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     assert isinstance(
-        _memory_error(error, "transcribe", Pid(idle_process.pid)),  # type: ignore[arg-type]
+        memory_error(error, "transcribe", idle_process.pid),
         OutOfMemoryError,
     )
 
