@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from tests_support import GIB, SimulatedMemory
 
 from nanodictate.core.asr.placement import (
     GPU_WITHOUT_BF16,
@@ -21,19 +22,7 @@ from nanodictate.core.asr.placement import (
 )
 from nanodictate.core.transcriber import DeviceChoice, LoadReport, Precision
 
-GIB = 2**30
 REAL_SIZE = ModelSize(audio=233_700_000, llm=596_000_000)  # Fun-ASR-MLT-Nano-2512
-
-
-class _Probe:
-    def __init__(self, ram: int, cuda: int | None) -> None:
-        self.ram, self.cuda = ram, cuda
-
-    def available_ram(self) -> int:
-        return self.ram
-
-    def cuda_free(self) -> int | None:
-        return self.cuda
 
 
 @pytest.mark.parametrize(
@@ -85,7 +74,11 @@ def test_this_machine_reports_no_gpu_bf16() -> None:
 
 def test_simulated_gpu_without_bf16_places_int8_with_fp32_compute() -> None:
     placement = plan_placement(
-        Precision.INT8, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, 4 * GIB), gpu_bf16=False
+        Precision.INT8,
+        DeviceChoice.AUTO,
+        REAL_SIZE,
+        SimulatedMemory(16 * GIB, 4 * GIB),
+        gpu_bf16=False,
     )
     assert (placement.precision, placement.device, placement.fallback_reason) == (
         Precision.INT8,
@@ -99,7 +92,11 @@ def test_simulated_gpu_without_bf16_loads_bf16_as_fp32() -> None:
     # funasr casts the LLM to its compute dtype at every generate: bf16 weights computing in
     # fp32 would silently become fp32 weights anyway, so the memory plan counts them so.
     placement = plan_placement(
-        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, 8 * GIB), gpu_bf16=False
+        Precision.BF16,
+        DeviceChoice.AUTO,
+        REAL_SIZE,
+        SimulatedMemory(16 * GIB, 8 * GIB),
+        gpu_bf16=False,
     )
     assert (placement.precision, placement.device, placement.fallback_reason) == (
         Precision.FP32,
@@ -109,14 +106,20 @@ def test_simulated_gpu_without_bf16_loads_bf16_as_fp32() -> None:
     assert (placement.compute_dtype, placement.compute_note) == ("fp32", GPU_WITHOUT_BF16)
     # 2 GiB free: FP32 (3.1 GiB and headroom) does not fit where BF16 would have; INT8 does
     tight = plan_placement(
-        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, 2 * GIB), gpu_bf16=False
+        Precision.BF16,
+        DeviceChoice.AUTO,
+        REAL_SIZE,
+        SimulatedMemory(16 * GIB, 2 * GIB),
+        gpu_bf16=False,
     )
     assert (tight.precision, tight.device, tight.compute_dtype) == (Precision.INT8, "cuda", "fp32")
     assert "FP32 on the GPU needs" in (tight.fallback_reason or "")
 
 
 def test_simulated_ampere_keeps_bf16_and_cpu_fallback_computes_in_fp32() -> None:
-    bf16 = plan_placement(Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, 8 * GIB))
+    bf16 = plan_placement(
+        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, SimulatedMemory(16 * GIB, 8 * GIB)
+    )
     assert (bf16.precision, bf16.device, bf16.compute_dtype, bf16.compute_note) == (
         Precision.BF16,
         "cuda",
@@ -124,7 +127,11 @@ def test_simulated_ampere_keeps_bf16_and_cpu_fallback_computes_in_fp32() -> None
         None,
     )
     to_cpu = plan_placement(
-        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, GIB // 2), gpu_bf16=False
+        Precision.BF16,
+        DeviceChoice.AUTO,
+        REAL_SIZE,
+        SimulatedMemory(16 * GIB, GIB // 2),
+        gpu_bf16=False,
     )
     assert (to_cpu.precision, to_cpu.device, to_cpu.compute_dtype) == (
         Precision.INT8,

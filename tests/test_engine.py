@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests_support import GIB, SimulatedMemory
 
 from nanodictate.core.asr.engine import Engine, ModelSize, join_texts, plan_placement
 from nanodictate.core.errors import (
@@ -305,26 +306,12 @@ def test_checkpoint_with_missing_weights(models_root: Path, tmp_path: Path) -> N
 # ------------------------------------------------------------------ placement (no model)
 
 
-class _Probe:
-    """Simulated free memory: the machines that need these fallbacks cannot exist in CI."""
-
-    def __init__(self, ram: int, cuda: int | None) -> None:
-        self.ram, self.cuda = ram, cuda
-
-    def available_ram(self) -> int:
-        return self.ram
-
-    def cuda_free(self) -> int | None:
-        return self.cuda
-
-
-GIB = 2**30
 REAL_SIZE = ModelSize(audio=233_700_000, llm=596_000_000)  # Fun-ASR-MLT-Nano-2512
 
 
 def test_placement_keeps_the_request_when_it_fits_simulated_memory() -> None:
     placement = plan_placement(
-        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, 8 * GIB)
+        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, SimulatedMemory(16 * GIB, 8 * GIB)
     )
     assert (placement.precision, placement.device, placement.fallback_reason) == (
         Precision.BF16,
@@ -335,27 +322,31 @@ def test_placement_keeps_the_request_when_it_fits_simulated_memory() -> None:
 
 def test_placement_falls_back_to_int8_then_cpu_simulated_gpu() -> None:
     to_int8 = plan_placement(
-        Precision.FP32, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, int(2.0 * GIB))
+        Precision.FP32, DeviceChoice.AUTO, REAL_SIZE, SimulatedMemory(16 * GIB, int(2.0 * GIB))
     )
     assert (to_int8.precision, to_int8.device) == (Precision.INT8, "cuda")
     assert "FP32 on the GPU needs" in (to_int8.fallback_reason or "")
     to_cpu = plan_placement(
-        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, _Probe(16 * GIB, int(0.5 * GIB))
+        Precision.BF16, DeviceChoice.AUTO, REAL_SIZE, SimulatedMemory(16 * GIB, int(0.5 * GIB))
     )
     assert (to_cpu.precision, to_cpu.device) == (Precision.INT8, "cpu")
-    no_gpu = plan_placement(Precision.INT8, DeviceChoice.CUDA, REAL_SIZE, _Probe(16 * GIB, None))
+    no_gpu = plan_placement(
+        Precision.INT8, DeviceChoice.CUDA, REAL_SIZE, SimulatedMemory(16 * GIB, None)
+    )
     assert no_gpu.device == "cpu" and "no CUDA GPU" in (no_gpu.fallback_reason or "")
 
 
 def test_placement_refuses_clearly_when_nothing_fits_simulated_memory() -> None:
     with pytest.raises(OutOfMemoryError, match="Close other programs"):
-        plan_placement(Precision.FP32, DeviceChoice.CPU, REAL_SIZE, _Probe(int(0.8 * GIB), None))
+        plan_placement(
+            Precision.FP32, DeviceChoice.CPU, REAL_SIZE, SimulatedMemory(int(0.8 * GIB), None)
+        )
 
 
 def test_load_reports_the_fallback_simulated_memory(models_root: Path, tmp_path: Path) -> None:
     # room for INT8 and its headroom, not for FP32 (the tiny replica has ≈0.2 M parameters)
     ram = (600 << 20) + 400_000
-    engine = _engine(models_root, tmp_path, memory_probe=_Probe(ram, None))
+    engine = _engine(models_root, tmp_path, memory_probe=SimulatedMemory(ram, None))
     report = engine.load("fp32", "cpu")
     assert report.precision is Precision.INT8 and "not enough" not in (
         report.fallback_reason or "x"
@@ -489,7 +480,7 @@ def test_gpu_out_of_memory_while_loading_falls_back_simulated_gpu(
     torch's OOM for the placements in ``oom_on``."""
     import torch
 
-    engine = _engine(models_root, tmp_path, memory_probe=_Probe(16 * GIB, 8 * GIB))
+    engine = _engine(models_root, tmp_path, memory_probe=SimulatedMemory(16 * GIB, 8 * GIB))
     monkeypatch.setattr(engine, "_gpu_bf16", lambda device: True)
     tried: list[tuple[str, str]] = []
     build = engine._build

@@ -18,3 +18,20 @@ def fill_disk(folder: Path) -> None:
                 if error.errno != errno.ENOSPC:
                     raise
                 return
+
+
+GIB = 2**30
+
+
+class SimulatedMemory:
+    """Free RAM and GPU memory as a test says (a `MemoryProbe`): the machines that need the
+    placement's fallbacks cannot exist in CI."""
+
+    def __init__(self, ram: int, cuda: int | None) -> None:
+        self.ram, self.cuda = ram, cuda
+
+    def available_ram(self) -> int:
+        return self.ram
+
+    def cuda_free(self) -> int | None:
+        return self.cuda
