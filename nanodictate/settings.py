@@ -50,7 +50,7 @@ _VERSION_KEY = "meta/schema_version"
 T = TypeVar("T")
 
 # The settings window's sections, in the order it shows them.
-SECTIONS = ("Hotkeys", "Recognition", "Output", "Microphone", "Model", "System")
+SECTIONS = ("Hotkeys", "Recognition", "Output", "Microphone", "Model", "Server", "System")
 # Labels of the engine's enums; the choices are the enum members themselves, in their order.
 PRECISION_LABELS = {Precision.INT8: "INT8", Precision.BF16: "BF16", Precision.FP32: "FP32"}
 DEVICE_LABELS = {DeviceChoice.AUTO: "Auto", DeviceChoice.CUDA: "GPU", DeviceChoice.CPU: "CPU"}
@@ -127,6 +127,23 @@ PASTE_METHOD = Setting(
     section="Output",
 )
 SOUNDS = Setting("sounds", bool, False, "Play sounds at start and stop", section="Output")
+LIVE_TEXT = Setting(
+    "live_text",
+    str,
+    "auto",
+    "Live text while speaking",
+    (("auto", "Auto (where the machine keeps up)"), ("on", "On"), ("off", "Off")),
+    "Shows the words as they are recognised, in a small preview that never takes focus.",
+    section="Output",
+)
+PASTE_AT_EACH_PAUSE = Setting(
+    "paste_at_each_pause",
+    bool,
+    False,
+    "Paste at each pause (continuous dictation)",
+    help="Pastes each finished sentence when you pause, instead of all at key-up.",
+    section="Output",
+)
 
 # ----------------------------------------------------------------------------- microphone
 
@@ -198,6 +215,41 @@ MODEL_DIR = Setting(
     section="Model",
 )
 
+# --------------------------------------------------------------------------------- server
+
+TRANSCRIPTION_ENGINE = Setting(
+    "transcription_engine",
+    str,
+    "local",
+    "Transcription engine",
+    (("local", "This computer"), ("server", "A server")),
+    "A server is a `nanodictate serve` your team runs; audio goes to it over the network.",
+    section="Server",
+)
+SERVER_URL = Setting(
+    "server_url",
+    str,
+    "",
+    "Server address",
+    help="For example https://asr.example.org",
+    section="Server",
+)
+SERVER_TOKEN = Setting(
+    "server_token",
+    str,
+    "",
+    "Server token",
+    help="The access token your server's admin gave you (kept in this user's settings file).",
+    section="Server",
+)
+SERVER_FALLBACK_LOCAL = Setting(
+    "server_fallback_local",
+    bool,
+    False,
+    "Use this computer when the server is unreachable",
+    section="Server",
+)
+
 # --------------------------------------------------------------------------------- system
 
 START_AT_LOGIN = Setting("start_at_login", bool, False, "Start at login", section="System")
@@ -222,6 +274,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     ITN,
     PASTE_METHOD,
     SOUNDS,
+    LIVE_TEXT,
+    PASTE_AT_EACH_PAUSE,
     MICROPHONE,
     KEEP_MICROPHONE_OPEN,
     MAX_RECORDING_SECONDS,
@@ -230,6 +284,10 @@ SETTINGS: tuple[Setting[Any], ...] = (
     UNLOAD_AFTER_MINUTES,
     TWO_TIER_IDLE,
     MODEL_DIR,
+    TRANSCRIPTION_ENGINE,
+    SERVER_URL,
+    SERVER_TOKEN,
+    SERVER_FALLBACK_LOCAL,
     START_AT_LOGIN,
     HISTORY_MAX_ENTRIES,
 )

@@ -233,9 +233,18 @@ def test_sections_group_the_settings_window_as_before() -> None:
             ],
         ),
         ("Recognition", ["language", "hotwords", "itn"]),
-        ("Output", ["paste_method", "sounds"]),
+        ("Output", ["paste_method", "sounds", "live_text", "paste_at_each_pause"]),
         ("Microphone", ["keep_microphone_open", "max_recording_seconds"]),
         ("Model", ["precision", "device", "unload_after_minutes", "two_tier_idle", "model_dir"]),
+        (
+            "Server",
+            [
+                "transcription_engine",
+                "server_url",
+                "server_token",
+                "server_fallback_local",
+            ],
+        ),
         ("System", ["start_at_login", "history_max_entries"]),
     ]
     # The microphone is picked from the tray menu's device list, not typed in the window.
