@@ -50,7 +50,7 @@ _VERSION_KEY = "meta/schema_version"
 T = TypeVar("T")
 
 # The settings window's sections, in the order it shows them.
-SECTIONS = ("Hotkeys", "Recognition", "Output", "Microphone", "Model", "Server", "System")
+SECTIONS = ("Hotkeys", "Recognition", "Output", "Text", "Microphone", "Model", "Server", "System")
 # Labels of the engine's enums; the choices are the enum members themselves, in their order.
 PRECISION_LABELS = {Precision.INT8: "INT8", Precision.BF16: "BF16", Precision.FP32: "FP32"}
 DEVICE_LABELS = {DeviceChoice.AUTO: "Auto", DeviceChoice.CUDA: "GPU", DeviceChoice.CPU: "CPU"}
@@ -143,6 +143,51 @@ PASTE_AT_EACH_PAUSE = Setting(
     "Paste at each pause (continuous dictation)",
     help="Pastes each finished sentence when you pause, instead of all at key-up.",
     section="Output",
+)
+
+# ----------------------------------------------------------------------------------- text
+
+# The text steps between the transcription and the paste (nanodictate/core/text_steps).
+VOICE_COMMANDS = Setting(
+    "voice_commands",
+    bool,
+    True,
+    'Voice commands ("new line", "new paragraph", "delete that")',
+    help="Said at the start or the end of a dictation; the words of each language are in "
+    "nanodictate/core/text_steps/words.",
+    section="Text",
+)
+SPOKEN_PUNCTUATION = Setting(
+    "spoken_punctuation",
+    bool,
+    False,
+    'Spoken punctuation ("comma", "period", "question mark")',
+    help='Anywhere in the text: with it on, the word itself ("a comma") cannot be dictated.',
+    section="Text",
+)
+REMOVE_FILLERS = Setting(
+    "remove_fillers",
+    bool,
+    False,
+    "Remove filler words (um, uh, 嗯, 呃)",
+    section="Text",
+)
+REPLACEMENTS = Setting(
+    "replacements",
+    list,
+    cast(list[str], []),
+    "Replacements",
+    help="One rule a line: wrong => right (whole words, any case), or /regex/ => replacement "
+    "(/regex/i ignores case). Applied to every dictation.",
+    section="Text",
+)
+AUTO_SUBMIT = Setting(
+    "auto_submit",
+    bool,
+    False,
+    "Press Enter after the paste",
+    help="Sends a chat message or a command right away.",
+    section="Text",
 )
 
 # ----------------------------------------------------------------------------- microphone
@@ -276,6 +321,11 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SOUNDS,
     LIVE_TEXT,
     PASTE_AT_EACH_PAUSE,
+    VOICE_COMMANDS,
+    SPOKEN_PUNCTUATION,
+    REMOVE_FILLERS,
+    REPLACEMENTS,
+    AUTO_SUBMIT,
     MICROPHONE,
     KEEP_MICROPHONE_OPEN,
     MAX_RECORDING_SECONDS,

@@ -482,6 +482,18 @@ def test_type_text(desk: DesktopSession) -> None:
         keyboard.close()
 
 
+def test_backspaces_take_back_exactly_that_many_characters(desk: DesktopSession) -> None:
+    window = desk.open_text_window()
+    keyboard = X11KeyboardOutput()
+    try:
+        keyboard.type_text("keep this, not that")
+        window.wait_for_text("keep this, not that")
+        keyboard.send_backspaces(len(", not that"))
+        window.wait_for_text("keep this")
+    finally:
+        keyboard.close()
+
+
 # --- Focus --------------------------------------------------------------------------------------
 
 

@@ -234,6 +234,16 @@ def test_sections_group_the_settings_window_as_before() -> None:
         ),
         ("Recognition", ["language", "hotwords", "itn"]),
         ("Output", ["paste_method", "sounds", "live_text", "paste_at_each_pause"]),
+        (
+            "Text",
+            [
+                "voice_commands",
+                "spoken_punctuation",
+                "remove_fillers",
+                "replacements",
+                "auto_submit",
+            ],
+        ),
         ("Microphone", ["keep_microphone_open", "max_recording_seconds"]),
         ("Model", ["precision", "device", "unload_after_minutes", "two_tier_idle", "model_dir"]),
         (

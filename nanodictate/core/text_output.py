@@ -23,6 +23,11 @@ Paste, step by step, and why:
    clipboard is restored only if it still holds our text: anything the user copied in the
    meantime wins.
 
+Two keys the text steps (`core.text_steps`) ask for, after or before a paste: Enter
+(auto-submit, typed as a line break, which every keyboard backend maps to Return) and
+Backspace to take back the previous dictation ("delete that"), only under the rules of
+`core.text_steps.erase` and only with a keyboard that is also a `BackspaceKeyboard`.
+
 On any failure the text stays on the clipboard (it is in the history already) and the
 result says what the user should know. The clipboard, keyboard, focus and window it works
 with are the ports of `core.ports`.
@@ -35,6 +40,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from nanodictate.core.errors import NanodictateError
 from nanodictate.core.ports import (
@@ -44,6 +50,7 @@ from nanodictate.core.ports import (
     PrimaryPasteKeyboard,
     WindowInfo,
 )
+from nanodictate.core.text_steps.erase import LastOutput, characters_to_erase, erase_refusal
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,15 @@ class OutputResult:
     clipboard_restored: bool = False
     # Clock time the text reached the window (paste read / keys sent), before the restore.
     landed_at: float | None = None
+
+
+@runtime_checkable
+class BackspaceKeyboard(Protocol):
+    """A keyboard backend that can press Backspace (to take back the previous dictation).
+
+    Optional, like `core.ports.PrimaryPasteKeyboard`: checked at run time."""
+
+    def send_backspaces(self, count: int) -> None: ...
 
 
 class OutputError(Exception):
@@ -105,8 +121,52 @@ class TextOutput:
             raise ValueError(f"restore_delay_s must be at least {MIN_RESTORE_DELAY_S} s")
         self._sleep = sleep
         self._clock = clock
+        # What the last delivery put into a window, while "delete that" may still take it back.
+        self._last: LastOutput | None = None
 
     def deliver(self, text: str, method: PasteMethod, target: WindowInfo | None) -> OutputResult:
+        result = self._deliver(text, method, target)
+        landed = result.ok and method is not PasteMethod.COPY
+        self._last = (
+            LastOutput(target, characters_to_erase(text), result.landed_at or self._clock())
+            if landed
+            else None
+        )
+        return result
+
+    def erase_last(self, target: WindowInfo | None) -> str | None:
+        """Take back the last text delivered, with Backspace, if it is still safe to (see
+        `core.text_steps.erase`); once only. None when done, else why not, for the user."""
+        last, self._last = self._last, None
+        refusal = erase_refusal(last, target, self._clock())
+        if refusal is not None or last is None:
+            return refusal
+        if not isinstance(self.keyboard, BackspaceKeyboard):
+            return "Backspace cannot be pressed on this desktop."
+        try:
+            self._focus_target(target)
+            self._wait_keys()
+            self.keyboard.send_backspaces(last.characters)
+        except Exception as error:
+            log.warning("Taking back the last dictation failed: %s", error)
+            return str(error) if isinstance(error, OutputError) else "Backspace could not be sent."
+        return None
+
+    def press_enter(self, target: WindowInfo | None) -> str | None:
+        """Enter in `target`, after a paste (auto-submit). None when sent, else why not."""
+        if self.keyboard is None:
+            return "Keys cannot be sent on this desktop."
+        try:
+            self._focus_target(target)
+            self._wait_keys()
+            self.keyboard.type_text("\n")
+        except Exception as error:
+            log.warning("Pressing Enter after the paste failed: %s", error)
+            return str(error) if isinstance(error, OutputError) else "Enter could not be sent."
+        self._last = None  # sent: no longer in the window to take back
+        return None
+
+    def _deliver(self, text: str, method: PasteMethod, target: WindowInfo | None) -> OutputResult:
         try:
             if method is PasteMethod.COPY:
                 self._copy(text)

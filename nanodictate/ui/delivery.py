@@ -1,9 +1,12 @@
-"""From a transcription to text in the window: the history first, then the paste.
+"""From a transcription to text in the window: the text steps, the history, then the paste.
 
-The window is the one that had focus at key-down (`target_window`, when the platform can
-tell). The history is written before anything is pasted, so no paste failure can lose the
-text; the recording kept on disk goes once the text is in the history or in the window. The
-paste runs on a background lane, in order, and its outcome comes back as `delivered`.
+The text steps (`core.text_steps`: fillers, replacements, spoken punctuation, voice commands,
+auto-submit) turn the transcription into the text that goes out; a step that fails leaves the
+text as transcribed. The window is the one that had focus at key-down (`target_window`, when
+the platform can tell). The history is written before anything is pasted, so no paste failure
+can lose the text; the recording kept on disk goes once the text is in the history or in the
+window. The paste — with "delete that" before it and Enter after it when the steps ask —
+runs on a background lane, in order, and its outcome comes back as `delivered`.
 """
 
 from __future__ import annotations
@@ -20,11 +23,26 @@ from nanodictate.core.dictation import Dictation
 from nanodictate.core.ports import FocusTracker, WindowInfo
 from nanodictate.core.spool import RecordingSpool, SpooledRecording
 from nanodictate.core.text_output import OutputResult, PasteMethod
+from nanodictate.core.text_steps import StepsOutcome, TextStepsConfig, apply_text_steps
 from nanodictate.ui.background import BackgroundLane
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_PASTE_WAIT_S = 5.0
+
+Note = tuple[str, str]  # (title, message) told after the paste
+
+
+def text_steps_config(settings: S.Settings) -> TextStepsConfig:
+    """The text steps as the settings choose them (the one place that reads them)."""
+    rules: list[str] = settings.get(S.REPLACEMENTS)
+    return TextStepsConfig(
+        voice_commands=settings.get(S.VOICE_COMMANDS),
+        spoken_punctuation=settings.get(S.SPOKEN_PUNCTUATION),
+        remove_fillers=settings.get(S.REMOVE_FILLERS),
+        replacements=tuple(rules),
+        auto_submit=settings.get(S.AUTO_SUBMIT),
+    )
 
 
 class TextDelivery(QObject):
@@ -41,11 +59,14 @@ class TextDelivery(QObject):
         spool: RecordingSpool | None,
         clock: Callable[[], float],
         focus: FocusTracker | None = None,
+        steps_config: Callable[[], TextStepsConfig] | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.history, self.output = settings, history, output
         self.notifier, self.spool, self._clock = notifier, spool, clock
         self.focus = focus
+        self._steps_config = steps_config or (lambda: text_steps_config(settings))
+        self._told_problems: tuple[str, ...] = ()  # rule problems told once, until they change
         self._lane = BackgroundLane("paste")
 
     def target_window(self) -> WindowInfo | None:
@@ -97,6 +118,36 @@ class TextDelivery(QObject):
         ]
 
     def deliver(self, dictation: Dictation, done: Any, text: str) -> None:
+        steps = self._text_steps(text, dictation.language)
+        if steps.text.strip():
+            self._keep_in_history(dictation, done, steps.text)
+        else:
+            self.text_is_safe(dictation)  # a command or fillers only: no text to lose
+        # A recovered recording's window is long gone: its text goes to the clipboard only.
+        method = (
+            PasteMethod.COPY
+            if dictation.recovered
+            else PasteMethod(self.settings.get(S.PASTE_METHOD))
+        )
+        self._lane.run(
+            lambda: self._output(steps, method, dictation.target),
+            lambda result: self._pasted(dictation, done, *result),
+        )
+
+    def _text_steps(self, text: str, language: str) -> StepsOutcome:
+        try:
+            steps = apply_text_steps(text, language, self._steps_config())
+        except Exception:
+            log.exception("The text steps failed; the text goes out as transcribed")
+            return StepsOutcome(text)
+        if steps.problems and steps.problems != self._told_problems:
+            self.notifier.show(
+                "Some replacement rules were skipped", "\n".join(steps.problems), level="warning"
+            )
+        self._told_problems = steps.problems
+        return steps
+
+    def _keep_in_history(self, dictation: Dictation, done: Any, text: str) -> None:
         try:
             self.history.add(
                 text,
@@ -109,16 +160,36 @@ class TextDelivery(QObject):
         except Exception as error:
             log.exception("Writing the history failed")
             dictation.history_problem = messages.reason(error)  # told with the paste's outcome
-        # A recovered recording's window is long gone: its text goes to the clipboard only.
-        method = (
-            PasteMethod.COPY
-            if dictation.recovered
-            else PasteMethod(self.settings.get(S.PASTE_METHOD))
-        )
-        self._lane.run(
-            lambda: self._paste(text, method, dictation.target),
-            lambda outcome: self._pasted(dictation, done, outcome),
-        )
+
+    def _output(
+        self, steps: StepsOutcome, method: PasteMethod, target: Any
+    ) -> tuple[OutputResult, list[Note]]:
+        """On the paste lane: "delete that", the paste, then Enter, as the steps ask."""
+        notes: list[Note] = []
+        if steps.erase_previous:
+            problem = (
+                "In copy-only mode nothing was pasted, so nothing is taken back."
+                if method is PasteMethod.COPY
+                else self._call(lambda: self.output.erase_last(target), "Backspace failed.")
+            )
+            if problem is not None:
+                notes.append(("Nothing was deleted", problem))
+        if not steps.text:
+            return OutputResult(True, method), notes
+        result = self._paste(steps.text, method, target)
+        if result.ok and steps.submit and method is not PasteMethod.COPY:
+            problem = self._call(lambda: self.output.press_enter(target), "Enter failed.")
+            if problem is not None:
+                notes.append(("Enter was not pressed", problem))
+        return result, notes
+
+    @staticmethod
+    def _call(keys: Callable[[], str | None], crashed: str) -> str | None:
+        try:
+            return keys()
+        except Exception:
+            log.exception("Text output crashed")
+            return crashed
 
     def _paste(self, text: str, method: PasteMethod, target: Any) -> OutputResult:
         """On the paste lane."""
@@ -131,7 +202,9 @@ class TextDelivery(QObject):
                 False, method, "The text could not be pasted. It is in Recent (tray menu)."
             )
 
-    def _pasted(self, dictation: Dictation, done: Any, outcome: OutputResult) -> None:
+    def _pasted(
+        self, dictation: Dictation, done: Any, outcome: OutputResult, notes: list[Note]
+    ) -> None:
         if outcome.ok:
             self.text_is_safe(dictation)  # in the window, even if the history failed
         if dictation.history_problem is not None:
@@ -141,6 +214,8 @@ class TextDelivery(QObject):
             self.notifier.show(title, message, level="warning")
         elif not outcome.ok and outcome.message:
             self.notifier.show("Paste failed", outcome.message, level="warning")
+        for title, message in notes:
+            self.notifier.show(title, message, level="warning")
         self.delivered.emit(dictation, done, outcome)
 
     def shutdown(self) -> None:

@@ -1,6 +1,7 @@
 """The paste sequence (nanodictate.core.text_output) with in-test fakes of the clipboard and
 the platform's keyboard and focus protocols, and a fake clock, so each step's order and each
-failure path is checked without a desktop."""
+failure path is checked without a desktop; and the keys the text steps ask for after a paste
+(Enter) and before one (Backspace for "delete that"), with the rules that keep the latter safe."""
 
 from __future__ import annotations
 
@@ -77,6 +78,8 @@ class FakeKeyboard:
         self.released = released
         self.target_reads = target_reads
         self.pasted: list[tuple[str, bool]] = []
+        self.typed: list[str] = []
+        self.backspaces: list[int] = []
         # Set by tests of xterm-like targets: the PRIMARY selection the target reads.
         self.primary: FakeClipboard | None = None
 
@@ -100,6 +103,11 @@ class FakeKeyboard:
 
     def type_text(self, text: str) -> None:
         self.log.steps.append("type")
+        self.typed.append(text)
+
+    def send_backspaces(self, count: int) -> None:
+        self.log.steps.append(f"backspace×{count}")
+        self.backspaces.append(count)
 
 
 class FakeFocus:
@@ -280,3 +288,85 @@ def test_no_keyboard_backend_copies_and_says_so() -> None:
     output = TextOutput(clipboard, None, None, sleep=log.sleep, clock=log.clock)
     result = output.deliver("x", PasteMethod.PASTE, None)
     assert not result.ok and "Ctrl+V" in (result.message or "") and clipboard.content == "x"
+
+
+# ---------------------------------------------------------------- Enter and "delete that"
+
+
+def test_enter_after_a_paste_goes_to_the_target_window() -> None:
+    output, log, _, keyboard, focus = make(focused=TERMINAL)
+    assert output.deliver("send this", PasteMethod.PASTE, EDITOR).ok
+    focus.focused = TERMINAL  # the user clicked elsewhere meanwhile
+    assert output.press_enter(EDITOR) is None
+    assert keyboard.typed == ["\n"] and focus.focused is EDITOR
+    assert log.steps[-2:] == ["keys", "type"]
+    # What was sent with Enter cannot be taken back.
+    assert output.erase_last(EDITOR) == "There is no dictation the app can still take back."
+
+
+def test_enter_without_a_keyboard_or_with_keys_held_says_why() -> None:
+    log = Log()
+    assert TextOutput(FakeClipboard(log), None, None).press_enter(EDITOR) == (
+        "Keys cannot be sent on this desktop."
+    )
+    output, _, _, keyboard, _ = make(released=False)
+    assert output.press_enter(EDITOR) == "Keys were still held down, so the text was not pasted."
+    assert keyboard.typed == []
+
+
+def test_delete_that_takes_back_the_last_paste_once_with_one_backspace_a_character() -> None:
+    output, log, _, keyboard, _ = make()
+    # "é" written as e + a combining accent is one character in the window.
+    assert output.deliver("Cafe\u0301 au lait 你好\n", PasteMethod.PASTE, EDITOR).ok
+    log.now += 10
+    assert output.erase_last(EDITOR) is None
+    assert keyboard.backspaces == [16]
+    assert log.steps[-2:] == ["keys", "backspace×16"]
+    assert output.erase_last(EDITOR) == "There is no dictation the app can still take back."
+    assert keyboard.backspaces == [16]
+
+
+def test_typed_text_can_be_taken_back_too() -> None:
+    output, _, _, keyboard, _ = make()
+    assert output.deliver("typed", PasteMethod.TYPE, EDITOR).ok
+    assert output.erase_last(EDITOR) is None and keyboard.backspaces == [5]
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        ("nothing pasted yet", "There is no dictation the app can still take back."),
+        ("copy only", "There is no dictation the app can still take back."),
+        ("paste failed", "There is no dictation the app can still take back."),
+        ("other window", "The last dictation went to another window."),
+        ("unknown window", "This desktop cannot tell which window the text went to."),
+        ("terminal", "Text pasted into a terminal is not taken back."),
+        ("too old", "The last dictation is more than 60 seconds old."),
+        ("too long", "The last dictation is too long to take back; use the window's Undo."),
+    ],
+)
+def test_delete_that_refuses_where_it_is_not_safe(setup: str, reason: str) -> None:
+    target = TERMINAL if setup == "terminal" else EDITOR
+    output, log, _, keyboard, _ = make(focused=target, target_reads=setup != "paste failed")
+    text = "x" * 2001 if setup == "too long" else "hello"
+    if setup != "nothing pasted yet":
+        method = PasteMethod.COPY if setup == "copy only" else PasteMethod.PASTE
+        output.deliver(text, method, None if setup == "unknown window" else target)
+    if setup == "too old":
+        log.now += 61
+    later_target = XTERM if setup == "other window" else target
+    assert output.erase_last(later_target) == reason
+    assert keyboard.backspaces == []
+
+
+def test_delete_that_needs_a_keyboard_that_can_press_backspace() -> None:
+    log = Log()
+    clipboard = FakeClipboard(log)
+
+    class PasteOnlyKeyboard(FakeKeyboard):
+        send_backspaces = None  # a protocol method set to None is one the object lacks
+
+    keyboard = PasteOnlyKeyboard(log, clipboard)
+    output = TextOutput(clipboard, keyboard, None, sleep=log.sleep, clock=log.clock)
+    assert output.deliver("hello", PasteMethod.PASTE, EDITOR).ok
+    assert output.erase_last(EDITOR) == "Backspace cannot be pressed on this desktop."

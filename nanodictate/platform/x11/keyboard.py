@@ -127,6 +127,16 @@ class X11KeyboardOutput:
         self._press_chord([XK.XK_Shift_L], XK.XK_Insert)
         log.debug("sent Shift+Insert")
 
+    def send_backspaces(self, count: int) -> None:
+        """Backspace ``count`` times: "delete that" takes back the previous dictation."""
+        with self._connection.use() as display:
+            self._require_xtest(display)
+            keycode = self._keycode(KeyboardMap.read(display), int(XK.XK_BackSpace))
+            for _ in range(count):
+                xtest.fake_input(display, X.KeyPress, keycode)
+                xtest.fake_input(display, X.KeyRelease, keycode)
+            display.sync()
+
     def _press_chord(self, held_keysyms: list[int], keysym: int) -> None:
         with self._connection.use() as display:
             self._require_xtest(display)
