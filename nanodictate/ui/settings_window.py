@@ -1,12 +1,19 @@
 """The settings window: one editor per declared setting, built from its type.
 
 bool → check box, choices → combo box, int → spin box, str → line edit, list → one item a
-line, mapping → "key = value" a line. Hotkeys are checked with the platform's parser before
-anything is saved; nothing is applied until OK or Apply.
+line, mapping → "key = value" a line. Hotkeys (with the platform's parser) and replacement
+rules are checked before anything is saved; nothing is applied until OK or Apply.
 
-The editors sit in a scroll area, and each time the window opens it is sized to them but
-clamped to the free area of the screen it opens on, and centred there: all sections together
-are taller than a 1280 × 800 laptop screen, and OK / Cancel must stay on screen.
+Each section of `settings.by_section()` is a group box; the group boxes sit in a scroll area,
+in two columns where the screen is wide enough for both side by side, else in one. The two
+columns keep the declared order (the first column top to bottom, then the second) and are
+balanced by height. All sections in one column (≈ 1355 px) are taller than most screens; in
+two they fit a 1600 × 1200 screen.
+
+Each time the window opens, the columns are chosen for the screen it opens on, and the window
+is sized to its content but clamped to the free area of that screen, and centred there: OK /
+Apply / Cancel sit outside the scroll area and must stay on screen. The content never scrolls
+sideways on a screen wide enough for one column.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -33,6 +41,9 @@ from PySide6.QtWidgets import (
 )
 
 from nanodictate import settings as S
+from nanodictate.core.hotkeys import Hotkey
+from nanodictate.core.languages import language_for
+from nanodictate.core.text_steps.replacements import replacement_problems
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +135,22 @@ def check_hotkey(text: str) -> str | None:
     """The problem with a hotkey's text, or None when it parses (empty = off)."""
     if not text.strip():
         return None
-    from nanodictate.core.hotkeys import Hotkey
-
     try:
         Hotkey.parse(text)
     except ValueError as error:
         return str(error)
     return None
+
+
+def _balanced_split(heights: list[int]) -> int:
+    """How many of the sections, in their order, go into the first of two columns so that the
+    taller column is as short as it can be. `heights` include the spacing below each one."""
+    total = sum(heights)
+    return min(
+        range(1, len(heights)),
+        key=lambda count: max(sum(heights[:count]), total - sum(heights[:count])),
+        default=len(heights),
+    )
 
 
 class SettingsWindow(QDialog):
@@ -139,12 +159,11 @@ class SettingsWindow(QDialog):
         self.settings = settings
         self.setWindowTitle("nanodictate — Settings")
         self.editors: dict[str, _Editor] = {}
-        layout = QVBoxLayout(self)
         self.content = QWidget()
-        sections = QVBoxLayout(self.content)
-        sections.setContentsMargins(0, 0, 0, 0)
+        self.sections: list[QGroupBox] = []
         for title, members in SECTIONS:
-            group = QGroupBox(title)
+            # A child from the start: a parentless box is a window, with a window's margins.
+            group = QGroupBox(title, self.content)
             form = QFormLayout(group)
             for setting in members:
                 editor = _Editor(setting, settings.get(setting))
@@ -153,12 +172,19 @@ class SettingsWindow(QDialog):
                     form.addRow(editor.widget)
                 else:
                     form.addRow(setting.label, editor.widget)
-            sections.addWidget(group)
-        sections.addStretch(1)
+            self.sections.append(group)
+        self.side_by_side = QHBoxLayout(self.content)
+        self.side_by_side.setContentsMargins(0, 0, 0, 0)
+        self.columns = (QVBoxLayout(), QVBoxLayout())
+        for column in self.columns:
+            column.setContentsMargins(0, 0, 0, 0)
+            self.side_by_side.addLayout(column, 1)
         self.scroll_area = QScrollArea()
         self.scroll_area.setWidgetResizable(True)
         self.scroll_area.setFrameShape(QScrollArea.Shape.NoFrame)
         self.scroll_area.setWidget(self.content)
+        self._arrange(columns=1)  # until `fit_to_screen` knows the screen
+        layout = QVBoxLayout(self)
         layout.addWidget(self.scroll_area, 1)
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #c62828")
@@ -182,22 +208,49 @@ class SettingsWindow(QDialog):
         super().showEvent(event)
 
     def fit_to_screen(self, screen: QScreen | None = None) -> None:
-        """Size the window to its content, at most `screen`'s free area less SCREEN_MARGIN on
-        each side, and centre it there. By default the screen with the mouse pointer: the one
-        the user is looking at when the window is opened from the tray or a second launch."""
+        """Lay the sections out in two columns if they fit `screen`'s width, else in one; size
+        the window to its content, at most the screen's free area less SCREEN_MARGIN on each
+        side, and centre it there. By default the screen with the mouse pointer: the one the
+        user is looking at when the window is opened from the tray or a second launch."""
         if screen is None:
             screen = QGuiApplication.screenAt(QCursor.pos()) or QGuiApplication.primaryScreen()
         area = screen.availableGeometry()
         frame = self.frameGeometry().size() - self.geometry().size()  # zero before first show
+        room = QSize(
+            area.width() - 2 * SCREEN_MARGIN - frame.width(),
+            area.height() - 2 * SCREEN_MARGIN - frame.height(),
+        )
+        self._arrange(columns=2)
+        if self._size_for_all_content().width() > room.width():
+            self._arrange(columns=1)
         wanted = self._size_for_all_content()
-        width = min(wanted.width(), area.width() - 2 * SCREEN_MARGIN - frame.width())
-        height = min(wanted.height(), area.height() - 2 * SCREEN_MARGIN - frame.height())
+        width = min(wanted.width(), room.width())
+        height = min(wanted.height(), room.height())
         self.resize(max(width, self.minimumWidth()), max(height, self.minimumHeight()))
         outer = self.size() + frame
         self.move(
             area.x() + (area.width() - outer.width()) // 2,
             area.y() + (area.height() - outer.height()) // 2,
         )
+
+    def _arrange(self, columns: int) -> None:
+        """Put the sections into the first `columns` columns, in order, balanced by height."""
+        first, second = self.columns
+        for column in self.columns:
+            while column.takeAt(0) is not None:  # the sections stay children of the content
+                pass
+        heights = [group.sizeHint().height() + first.spacing() for group in self.sections]
+        in_first = _balanced_split(heights) if columns == 2 else len(self.sections)
+        for index, group in enumerate(self.sections):
+            column = first if index < in_first else second
+            column.addWidget(group)
+        for column in self.columns:
+            if column.count():  # an empty column takes no room
+                column.addStretch(1)  # sections keep their height, at the top
+        # Layouts cache their size hints: a column's change reaches neither the layout around
+        # it nor the dialog's, which holds the scroll area's hint (the content's, capped).
+        self.side_by_side.invalidate()
+        self.scroll_area.updateGeometry()
 
     def _size_for_all_content(self) -> QSize:
         """The window size that shows every section without scrolling. A scroll area's own
@@ -232,20 +285,8 @@ class SettingsWindow(QDialog):
                 values[name] = editor.setting.validate(editor.value())
             except ValueError as error:
                 problems.append(str(error))
-        for setting in _HOTKEY_SETTINGS:
-            problem = check_hotkey(str(values.get(setting.name, "")))
-            if problem:
-                problems.append(f"{setting.label}: {problem}")
-        for code, text in dict(values.get(S.FAVOURITE_HOTKEYS.name, {})).items():
-            from nanodictate.core.languages import language_for
-
-            try:
-                language_for(code)
-            except ValueError as error:
-                problems.append(str(error))
-            problem = check_hotkey(text)
-            if problem:
-                problems.append(f"{code}: {problem}")
+        problems += _hotkey_problems(values)
+        problems += replacement_problems(list(values.get(S.REPLACEMENTS.name, [])))
         if problems:
             self.error_label.setText("\n".join(problems))
             return False
@@ -257,3 +298,21 @@ class SettingsWindow(QDialog):
     def _ok(self) -> None:
         if self.apply():
             self.accept()
+
+
+def _hotkey_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with the hotkeys and the favourite languages' hotkeys among `values`."""
+    problems = []
+    for setting in _HOTKEY_SETTINGS:
+        problem = check_hotkey(str(values.get(setting.name, "")))
+        if problem:
+            problems.append(f"{setting.label}: {problem}")
+    for code, text in dict(values.get(S.FAVOURITE_HOTKEYS.name, {})).items():
+        try:
+            language_for(code)
+        except ValueError as error:
+            problems.append(str(error))
+        problem = check_hotkey(text)
+        if problem:
+            problems.append(f"{code}: {problem}")
+    return problems
