@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 APP_PACKAGES="libportaudio2 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libegl1 libdbus-1-3 xclip"
-TEST_PACKAGES="xvfb xdotool x11-utils xauth xterm trayer pulseaudio pulseaudio-utils espeak-ng sox imagemagick dbus-daemon"
+# nsis and p7zip-full: the Windows installer is built and listed (tests/test_installer_windows.py).
+TEST_PACKAGES="xvfb xdotool x11-utils xauth xterm trayer pulseaudio pulseaudio-utils espeak-ng sox imagemagick dbus-daemon nsis p7zip-full"
 EXTRA=""
 packages=$APP_PACKAGES
 if [ "${1:-}" = "--tests" ]; then

@@ -14,9 +14,9 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_lint_and_format() -> None:
-    lint = _run("ruff", "check", "nanodictate", "tests", "bench")
+    lint = _run("ruff", "check", "nanodictate", "tests", "bench", "packaging")
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    formatting = _run("ruff", "format", "--check", "nanodictate", "tests", "bench")
+    formatting = _run("ruff", "format", "--check", "nanodictate", "tests", "bench", "packaging")
     assert formatting.returncode == 0, formatting.stdout + formatting.stderr
 
 

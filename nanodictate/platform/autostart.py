@@ -20,7 +20,10 @@ def autostart_file() -> Path:
 
 
 def _command() -> str:
-    installed = shutil.which("nanodictate")
+    # This interpreter's own launcher first: an installed app's ~/.local/bin may not be on
+    # the PATH at login, and another `nanodictate` on it may be an older checkout.
+    beside = Path(sys.executable).with_name("nanodictate")
+    installed = str(beside) if beside.is_file() else shutil.which("nanodictate")
     if installed:
         return shlex.quote(installed)
     return f"{shlex.quote(sys.executable)} -m nanodictate"

@@ -56,6 +56,8 @@ class TrayMenu(QMenu):
         on_quit: Callable[[], None],
         on_download: Callable[[], None],
         list_microphones: Callable[[], Sequence[str]],
+        on_acceleration: Callable[[], None] | None = None,
+        on_doctor: Callable[[], None] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -82,6 +84,10 @@ class TrayMenu(QMenu):
         self.recent_menu = self.addMenu("Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.addSeparator()
+        # Shown when the app passes them: GPU acceleration only in an installed app (from a
+        # source checkout the user manages torch).
+        self.acceleration_action = self._optional_action("GPU acceleration…", on_acceleration)
+        self.doctor_action = self._optional_action("Check this computer…", on_doctor)
         self.addAction("Settings…").triggered.connect(on_settings)
         self.addAction("Quit").triggered.connect(on_quit)
 
@@ -91,6 +97,13 @@ class TrayMenu(QMenu):
         # The error can change without a state change; the menu shows the latest on opening.
         self.aboutToShow.connect(self._refresh_status)
         self._refresh_status()
+
+    def _optional_action(self, text: str, on_trigger: Callable[[], None] | None) -> QAction:
+        action = self.addAction(text)
+        action.setVisible(on_trigger is not None)
+        if on_trigger is not None:
+            action.triggered.connect(on_trigger)
+        return action
 
     # ------------------------------------------------------------------ choices
 

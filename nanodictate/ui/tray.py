@@ -44,6 +44,8 @@ class Tray(QObject):
         self._step = 0
         # The model download's offer or progress (set by DownloadOffer), for the tooltip.
         self.download_note: str | None = None
+        # The torch build in use, or its installation (set by AccelerationStep).
+        self.acceleration_note: str | None = None
         self._tooltip = ""
         controller.state_changed.connect(self._on_state)
         controller.level_changed.connect(self._on_level)
@@ -95,6 +97,8 @@ class Tray(QObject):
             if load.compute_note:  # "GPU (fp32 compute: this GPU has no bf16)"
                 device += f" ({load.compute_dtype} compute: {load.compute_note})"
         lines.append(f"Precision: {precision} · Device: {device}")
+        if self.acceleration_note:
+            lines.append(self.acceleration_note)
         memory = engine.memory
         if engine.state == "unloaded" or memory is None:
             lines.append("Model memory: none")

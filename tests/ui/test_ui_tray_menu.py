@@ -444,3 +444,126 @@ def test_download_size_agrees_everywhere(
     for text in (tooltip, notification, menu_item):
         assert sizes.findall(text) == [size], text
     assert f"In all: {size}," in rig.offer.dialog.text()
+
+
+# ------------------------------------------------------------------ GPU acceleration, doctor
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str, str]] = []
+
+    def show(self, title: str, message: str, *, level: str = "info", action: Any = None) -> None:
+        self.shown.append((title, message, level))
+
+
+def _accelerated_app(tmp_path: Path, fail_on: str | None = None) -> Any:
+    """An installed app's layout whose uv and Python are a recording runner."""
+    from nanodictate.core import runtime_install as ri
+
+    layout = ri.Layout(tmp_path / "app", "linux")
+    layout.lock_file.parent.mkdir(parents=True)
+    layout.lock_file.write_text("numpy==2.3.4\n")
+    ri.InstallState(variant="cpu").save(layout.state_file)
+
+    def run(command: Any, env: Any) -> Any:
+        import subprocess
+
+        failed = fail_on is not None and any(fail_on in part for part in command)
+        return subprocess.CompletedProcess(command, int(failed), "", "no kernel image\n")
+
+    return ri.RuntimeInstaller(layout, run, env={})
+
+
+def _ada_choice() -> Any:
+    from nanodictate.core.acceleration import CUDA_13_0, Choice
+
+    return Choice(CUDA_13_0, "NVIDIA GeForce RTX 4070, driver 580.95")
+
+
+def test_menu_shows_gpu_and_check_items_only_when_the_app_provides_them(
+    qapp: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    calls: list[str] = []
+    plain = _menu(settings, StubController(), History(tmp_path / "h.sqlite3"), calls)
+    assert not plain.acceleration_action.isVisible() and not plain.doctor_action.isVisible()
+    menu = TrayMenu(
+        settings,
+        StubController(),
+        History(tmp_path / "h2.sqlite3"),
+        on_settings=lambda: None,
+        on_quit=lambda: None,
+        on_download=lambda: None,
+        list_microphones=lambda: [],
+        on_acceleration=lambda: calls.append("gpu"),
+        on_doctor=lambda: calls.append("doctor"),
+    )
+    assert menu.acceleration_action.isVisible() and menu.doctor_action.isVisible()
+    menu.acceleration_action.trigger()
+    menu.doctor_action.trigger()
+    assert calls == ["gpu", "doctor"]
+
+
+def test_first_run_offers_the_gpu_build_and_installs_it_when_asked(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    from nanodictate.ui.acceleration_dialog import AccelerationStep
+
+    tray, notifier = Tray(StubController(), settings), RecordingNotifier()
+    step = AccelerationStep(_accelerated_app(tmp_path), notifier, tray, choose=_ada_choice)
+    step.at_start()
+    assert "Acceleration: CPU" in tray.icon.toolTip()
+    qtbot.waitUntil(lambda: step.dialog is not None, timeout=5000)
+    assert step.dialog is not None and step.dialog.install_button is not None
+    assert step.dialog.install_button.text() == "Install CUDA 13.0 (3.00 GB)"
+    assert "about 3.00 GB to download from download.pytorch.org" in step.dialog.label.text()
+
+    step.dialog.accept()
+    assert "Acceleration: installing CUDA 13.0…" in tray.icon.toolTip()
+    qtbot.waitUntil(lambda: bool(notifier.shown), timeout=5000)
+    assert notifier.shown[0][0] == "GPU acceleration installed"
+    assert "Acceleration: CUDA 13.0" in tray.icon.toolTip()
+    assert step.installer.state().gpu_offered
+
+
+def test_a_failed_gpu_build_is_told_remembered_and_not_offered_again_unasked(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    from nanodictate.ui.acceleration_dialog import AccelerationStep
+
+    tray, notifier = Tray(StubController(), settings), RecordingNotifier()
+    installer = _accelerated_app(tmp_path, fail_on="device='cuda'")
+    step = AccelerationStep(installer, notifier, tray, choose=_ada_choice)
+    step.at_start()
+    qtbot.waitUntil(lambda: step.dialog is not None, timeout=5000)
+    assert step.dialog is not None
+    step.dialog.accept()
+    qtbot.waitUntil(lambda: bool(notifier.shown), timeout=5000)
+    assert notifier.shown[0][0] == "GPU acceleration failed" and notifier.shown[0][2] == "error"
+    assert "Acceleration: CPU (CUDA 13.0 failed here)" in tray.icon.toolTip()
+
+    later = AccelerationStep(installer, notifier, tray, choose=_ada_choice)
+    later.at_start()  # offered once already: no dialog at start
+    later.open()  # the tray item shows it again, with the failure
+    qtbot.waitUntil(lambda: later.dialog is not None, timeout=5000)
+    assert later.dialog is not None
+    assert "It failed here before: no kernel image" in later.dialog.label.text()
+
+
+def test_a_machine_without_nvidia_gpu_is_told_so_with_nothing_to_install(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    from nanodictate.core.acceleration import CPU, Choice
+    from nanodictate.ui.acceleration_dialog import AccelerationStep
+
+    tray, notifier = Tray(StubController(), settings), RecordingNotifier()
+    step = AccelerationStep(
+        _accelerated_app(tmp_path),
+        notifier,
+        tray,
+        choose=lambda: Choice(CPU, "No NVIDIA GPU found"),
+    )
+    step.open()
+    qtbot.waitUntil(lambda: step.dialog is not None, timeout=5000)
+    assert step.dialog is not None and step.dialog.install_button is None
+    assert step.dialog.label.text().startswith("Found: No NVIDIA GPU found.")
