@@ -18,6 +18,7 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # the real imports happen in `build`, after the tray can show
     from nanodictate.core.recorder import Recorder
     from nanodictate.platform.base import PlatformBackends
     from nanodictate.settings import Settings
+    from nanodictate.ui.acceleration_dialog import AccelerationStep, DoctorLauncher
     from nanodictate.ui.clipboard import QtClipboard
     from nanodictate.ui.controller import DictationController
     from nanodictate.ui.download_dialog import DownloadOffer
@@ -50,35 +52,6 @@ TEST_REPORT_ENV = "NANODICTATE_TEST_REPORT"
 TEST_MINUTE_ENV = "NANODICTATE_TEST_MINUTE_MS"
 TRAY_WAIT_ENV = "NANODICTATE_TRAY_WAIT"
 DEFAULT_TRAY_WAIT_S = 5.0
-
-
-def _models_dir(settings: Any) -> Path:
-    from nanodictate import settings as S
-    from nanodictate.core.models.store import MODELS_DIR_ENV, default_models_dir
-
-    if os.environ.get(MODELS_DIR_ENV):
-        return default_models_dir()
-    chosen = settings.get(S.MODEL_DIR).strip()
-    return Path(chosen).expanduser() if chosen else default_models_dir()
-
-
-def _engine_factory(models_dir: Path, cache_dir: Path) -> Any:
-    def make() -> Any:
-        # Runs on the engine thread at the first request. The engine itself runs in a child
-        # process: a crash in native code cannot take the tray and the recording with it.
-        from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
-        from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, model_folder
-
-        vad = model_folder(FSMN_VAD, models_dir)
-        return EngineProcess(
-            EngineConfig(
-                model_folder(FUN_ASR_MLT_NANO, models_dir),
-                vad_dir=vad if vad.is_dir() else None,
-                cache_dir=cache_dir,
-            )
-        )
-
-    return make
 
 
 def _write_report(path: Path | None, record: dict[str, Any]) -> None:
@@ -181,6 +154,8 @@ class TrayApp:
     clipboard: QtClipboard
     selection: QtClipboard | None  # X11's PRIMARY, for xterm-like terminals
     report_path: Path | None
+    acceleration: AccelerationStep | None  # only in an installed app (packaging/)
+    doctor: DoctorLauncher
     settings_window: SettingsWindow | None = None
 
     def handle(self, command: str) -> bool:
@@ -228,9 +203,17 @@ class TrayApp:
         start_microphone(self.controller)
         self.controller.offer_recovery()
         problem = folder_problem(FUN_ASR_MLT_NANO, model_folder(FUN_ASR_MLT_NANO, self.models_dir))
+        first_run = (
+            self.acceleration is not None and not self.acceleration.installer.state().gpu_offered
+        )
         if problem is not None:
             log.warning("Speech model not usable: %s", problem)
-            self.download_offer.offer(problem)
+            if first_run:  # right after install: the dialog with size and languages, at once
+                self.download_offer.confirm()
+            else:
+                self.download_offer.offer(problem)
+        if self.acceleration is not None:
+            self.acceleration.at_start()
         return problems
 
     def report(self, record: dict[str, Any]) -> None:
@@ -266,12 +249,17 @@ def build(qt: QApplication) -> TrayApp:
     from nanodictate.core.history import History
     from nanodictate.core.models.store import default_cache_dir
     from nanodictate.core.recorder import Recorder, list_input_devices
+    from nanodictate.core.runtime_install import RuntimeInstaller, installed_layout
     from nanodictate.core.spool import RecordingSpool
     from nanodictate.core.text_output import TextOutput
+    from nanodictate.engines import engine_factory, models_dir_from
     from nanodictate.platform import select_backends
+    from nanodictate.ui.acceleration_dialog import AccelerationStep, DoctorLauncher
+    from nanodictate.ui.background import BackgroundLane
     from nanodictate.ui.clipboard import QtClipboard
     from nanodictate.ui.controller import DictationController
     from nanodictate.ui.download_dialog import DownloadOffer
+    from nanodictate.ui.gui_call import GuiCallTimeout, GuiInvoker
     from nanodictate.ui.menu import TrayMenu
     from nanodictate.ui.model_download import ModelDownloader
     from nanodictate.ui.notifications import TrayNotifier
@@ -296,13 +284,23 @@ def build(qt: QApplication) -> TrayApp:
         if QGuiApplication.clipboard().supportsSelection()
         else None
     )
-    models_dir = _models_dir(settings)
-    engine = EngineService(_engine_factory(models_dir, default_cache_dir()))
+    icon = QSystemTrayIcon()  # first: the notifier needs it
+    notifier = TrayNotifier(icon)
+    gui = GuiInvoker()
+
+    def tell_from_engine(title: str, message: str) -> None:
+        # On the engine thread: the notifier is the GUI thread's. A GUI thread too busy to
+        # answer in time still shows the notice once it is free (the call stays queued).
+        with contextlib.suppress(GuiCallTimeout):
+            gui.call(lambda: notifier.show(title, message, level="warning"))
+
+    models_dir = models_dir_from(settings)
+    engine = EngineService(
+        engine_factory(models_dir, default_cache_dir(), settings, tell_from_engine)
+    )
     if os.environ.get(TEST_MINUTE_ENV):
         engine.worker.minute_ms = int(os.environ[TEST_MINUTE_ENV])
     report = os.environ.get(TEST_REPORT_ENV)
-    icon = QSystemTrayIcon()  # first: the notifier needs it
-    notifier = TrayNotifier(icon)
     history = History(max_entries=settings.get(S.HISTORY_MAX_ENTRIES))
     controller = DictationController(
         settings=settings,
@@ -322,6 +320,12 @@ def build(qt: QApplication) -> TrayApp:
         spool=RecordingSpool(),
     )
     tray = Tray(controller, settings, icon=icon)
+    machine_lane = BackgroundLane("machine")  # GPU runtime installs, doctor checks
+    layout = installed_layout()  # None in a source checkout: no runtime of ours to change
+    acceleration = (
+        AccelerationStep(RuntimeInstaller(layout), notifier, tray, machine_lane) if layout else None
+    )
+    doctor = DoctorLauncher(machine_lane)
     downloader = ModelDownloader(models_dir)
     menu = TrayMenu(
         settings,
@@ -332,6 +336,8 @@ def build(qt: QApplication) -> TrayApp:
         # Opens the confirmation dialog; only its Download button downloads.
         on_download=lambda: parts.download_offer.confirm(),
         list_microphones=lambda: [d.name for d in list_input_devices(sounddevice)],
+        on_acceleration=acceleration.open if acceleration else None,
+        on_doctor=doctor.open,
     )
     tray.icon.setContextMenu(menu)
     download_offer = DownloadOffer(downloader, notifier, menu, tray)
@@ -353,6 +359,8 @@ def build(qt: QApplication) -> TrayApp:
         clipboard=clipboard,
         selection=selection,
         report_path=Path(report) if report else None,
+        acceleration=acceleration,
+        doctor=doctor,
     )
     if parts.report_path is not None:
         controller.dictation_finished.connect(parts.report)

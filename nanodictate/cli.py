@@ -1,5 +1,6 @@
-"""Command line: ``nanodictate`` (tray app), ``transcribe``, ``models``, and ``toggle``,
-``start``, ``stop``, ``cancel`` for the running tray app (bind them to keys on Wayland).
+"""Command line: ``nanodictate`` (tray app), ``transcribe``, ``models``, ``serve`` (the team
+server), ``doctor``, ``update``, and ``toggle``, ``start``, ``stop``, ``cancel`` for the
+running tray app (bind them to keys on Wayland).
 
 Failures the user can act on print one line and exit non-zero; no traceback reaches the
 terminal unless ``-vv`` asks for debugging output.
@@ -8,8 +9,10 @@ terminal unless ``-vv`` asks for debugging output.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -33,6 +36,12 @@ REMOTE_COMMANDS = {
     "stop": "stop dictation in the running app and paste the text",
     "cancel": "cancel the dictation in progress",
 }
+# Commands whose module may be absent from a build: `add_arguments(parser)`, `run(args) -> int`.
+PLUGGED_COMMANDS = {
+    "doctor": "check microphone, hotkeys, GPU and model, and say what to fix",
+    "update": "update nanodictate (and its runtime when that changed)",
+}
+SERVER_TOKEN_ENV = "NANODICTATE_SERVER_TOKEN"
 
 
 def _add_model_dir(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--json", action="store_true", help="print JSON with timings and memory"
     )
+    transcribe.add_argument(
+        "--server", metavar="URL", help="transcribe on a `nanodictate serve` server instead"
+    )
+    transcribe.add_argument(
+        "--token", help=f"the server's access token (default: ${SERVER_TOKEN_ENV})"
+    )
     _add_model_dir(transcribe)
 
     models = commands.add_parser("models", help="list, download or verify models")
@@ -102,9 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("name", help="fun-asr-mlt-nano or fsmn-vad")
     _add_model_dir(verify)
 
+    from nanodictate.server.command import add_arguments as add_serve_arguments
+
+    serve = commands.add_parser("serve", help="run the team transcription server (Ray Serve)")
+    add_serve_arguments(serve)
+    _add_model_dir(serve)
+    for name, summary in PLUGGED_COMMANDS.items():
+        module = _plugged_module(name)
+        if module is not None:
+            module.add_arguments(commands.add_parser(name, help=summary))
     for name, summary in REMOTE_COMMANDS.items():
         commands.add_parser(name, help=summary)
     return parser
+
+
+def _plugged_module(name: str) -> Any:
+    try:
+        return importlib.import_module(f"nanodictate.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"nanodictate.{name}":
+            raise
+        return None
 
 
 def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
@@ -161,6 +194,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from nanodictate.core.asr.engine import Engine
     from nanodictate.core.languages import language_for
     from nanodictate.core.models.store import default_cache_dir
+    from nanodictate.core.transcriber import Transcriber
 
     try:
         language_for(args.language)
@@ -171,8 +205,16 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if missing:
         print(f"nanodictate: no such file: {', '.join(missing)}", file=sys.stderr)
         return EXIT_FAILED
-    asr_dir, vad_dir = _model_folders(args.model_dir)
-    engine = Engine(asr_dir, vad_dir=vad_dir, cache_dir=default_cache_dir(), threads=args.threads)
+    engine: Transcriber
+    if args.server:
+        from nanodictate.core.remote_transcriber import RemoteTranscriber
+
+        engine = RemoteTranscriber(args.server, args.token or os.environ.get(SERVER_TOKEN_ENV, ""))
+    else:
+        asr_dir, vad_dir = _model_folders(args.model_dir)
+        engine = Engine(
+            asr_dir, vad_dir=vad_dir, cache_dir=default_cache_dir(), threads=args.threads
+        )
     report = engine.load(args.precision, args.device)
     if report.fallback_reason:
         print(
@@ -247,6 +289,23 @@ def run_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from nanodictate.server import command
+
+    asr_dir, vad_dir = _model_folders(args.model_dir)
+    config = command.config_from_args(args, asr_dir, vad_dir if vad_dir.is_dir() else None)
+    try:
+        return command.run(args, config)
+    except ModuleNotFoundError as error:
+        if error.name not in {"ray", "fastapi", "starlette"}:
+            raise
+        print(
+            "nanodictate: the server needs its extra: pip install 'nanodictate[server]'",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
 def run_remote(command: str) -> int:
     from nanodictate.ui.single_instance import send_command
 
@@ -276,6 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_transcribe(args)
         if args.command == "models":
             return run_models(args)
+        if args.command == "serve":
+            return run_serve(args)
+        if args.command in PLUGGED_COMMANDS:
+            return int(_plugged_module(args.command).run(args))
         if args.command in REMOTE_COMMANDS:
             return run_remote(args.command)
         from nanodictate.app import run_app

@@ -139,3 +139,36 @@ def test_inside_quiet_funasr_warnings_go_to_our_debug_log(
         root.handle(_funasr_root_record(logging.WARNING, "trust_remote_code: False again"))
     logging.shutdown()
     assert "again" not in log_file.read_text(encoding="utf-8")
+
+
+def test_cli_transcribe_tells_an_unreachable_server_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    import soundfile
+
+    wav = tmp_path / "talk.wav"
+    soundfile.write(wav, np.zeros(1600, np.float32), 16000)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = subprocess.run(
+        [sys.executable, "-m", "nanodictate", "transcribe", str(wav), "--server", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"nanodictate: {wav}: The transcription server {url} cannot")
+    assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_cli_serve_refuses_no_auth_off_localhost() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "nanodictate", "serve", "--no-auth", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--no-auth is only allowed on localhost" in done.stderr
+    assert "Traceback" not in done.stderr

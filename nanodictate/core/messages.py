@@ -76,3 +76,27 @@ def recovery_offer(count: int) -> tuple[str, str]:
         f"{what} from an earlier session could not be transcribed. Click here to transcribe "
         "now; the text goes to Recent (tray menu) and the clipboard.",
     )
+
+
+def server_unreachable(url: str, reason: object) -> str:
+    return (
+        f"The transcription server {url} cannot be reached ({reason}). Check the network, or "
+        "ask your server's admin; choose 'This computer' in the settings to work offline."
+    )
+
+
+def server_refused_token(url: str, detail: str) -> str:
+    return f"The server {url} refused the token ({detail}). Check the server token in the settings."
+
+
+def server_failed(url: str, detail: str) -> str:
+    return f"The server {url} could not transcribe the recording: {detail}"
+
+
+def server_fallback_local(url: str) -> tuple[str, str]:
+    """(title, message) when dictations go to this computer's engine instead of the server."""
+    return (
+        "Transcribing on this computer",
+        f"The transcription server {url} cannot be reached, so your dictations are "
+        "transcribed on this computer until it answers again.",
+    )
