@@ -178,7 +178,8 @@ class TrayApp:
 
     def start_services(self) -> list[str]:
         """After the icon is up: hotkeys, microphone, and what the user must be told."""
-        from nanodictate.core.models.store import FUN_ASR_MLT_NANO, folder_problem, model_folder
+        from nanodictate import settings as S
+        from nanodictate.core.models.store import folder_problem, model_folder, spec_for
         from nanodictate.ui.setting_effects import start_microphone
 
         hotkeys, notifier = self.backends.hotkeys, self.notifier
@@ -202,7 +203,8 @@ class TrayApp:
             )
         start_microphone(self.controller)
         self.controller.offer_recovery()
-        problem = folder_problem(FUN_ASR_MLT_NANO, model_folder(FUN_ASR_MLT_NANO, self.models_dir))
+        speech_model = spec_for(self.settings.get(S.MODEL))
+        problem = folder_problem(speech_model, model_folder(speech_model, self.models_dir))
         first_run = (
             self.acceleration is not None and not self.acceleration.installer.state().gpu_offered
         )
@@ -247,7 +249,7 @@ def build(qt: QApplication) -> TrayApp:
 
     from nanodictate import settings as S
     from nanodictate.core.history import History
-    from nanodictate.core.models.store import default_cache_dir
+    from nanodictate.core.models.store import default_cache_dir, spec_for
     from nanodictate.core.recorder import Recorder, list_input_devices
     from nanodictate.core.runtime_install import RuntimeInstaller, installed_layout
     from nanodictate.core.spool import RecordingSpool
@@ -326,7 +328,7 @@ def build(qt: QApplication) -> TrayApp:
         AccelerationStep(RuntimeInstaller(layout), notifier, tray, machine_lane) if layout else None
     )
     doctor = DoctorLauncher(machine_lane)
-    downloader = ModelDownloader(models_dir)
+    downloader = ModelDownloader(models_dir, speech_model=lambda: spec_for(settings.get(S.MODEL)))
     menu = TrayMenu(
         settings,
         controller,

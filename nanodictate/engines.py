@@ -37,12 +37,12 @@ def engine_factory(
         # Runs on the engine thread at the first request. The engine itself runs in a child
         # process: a crash in native code cannot take the tray and the recording with it.
         from nanodictate.core.asr.engine_process import EngineConfig, EngineProcess
-        from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, model_folder
+        from nanodictate.core.models.store import FSMN_VAD, model_folder, spec_for
 
         vad = model_folder(FSMN_VAD, models_dir)
         return EngineProcess(
             EngineConfig(
-                model_folder(FUN_ASR_MLT_NANO, models_dir),
+                model_folder(spec_for(settings.get(S.MODEL)), models_dir),
                 vad_dir=vad if vad.is_dir() else None,
                 cache_dir=cache_dir,
             )

@@ -31,6 +31,7 @@ from typing import Any, TypeVar, cast
 import platformdirs
 
 from nanodictate.core.languages import LANGUAGES
+from nanodictate.core.profiles import PROFILES_FILE_NAME
 from nanodictate.core.transcriber import DeviceChoice, Precision
 from nanodictate.settings_types import MemoryStore as MemoryStore
 from nanodictate.settings_types import Setting as Setting
@@ -217,6 +218,20 @@ MAX_RECORDING_SECONDS = Setting(
 
 # ---------------------------------------------------------------------------------- model
 
+# The speech model's name in core.models.store; the language menu offers only its languages.
+MODEL = Setting(
+    "model",
+    str,
+    "fun-asr-mlt-nano",
+    "Speech model",
+    (
+        ("fun-asr-mlt-nano", "Multilingual (31 languages)"),
+        ("fun-asr-nano", "Chinese–English–Japanese"),
+    ),
+    "Chinese–English–Japanese (Fun-ASR-Nano) is stronger for Chinese, its 7 dialects and "
+    "regional accents. Neither model covers German, French, Spanish, Italian or Russian.",
+    section="Model",
+)
 PRECISION = Setting(
     "precision",
     str,
@@ -329,6 +344,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     MICROPHONE,
     KEEP_MICROPHONE_OPEN,
     MAX_RECORDING_SECONDS,
+    MODEL,
     PRECISION,
     DEVICE,
     UNLOAD_AFTER_MINUTES,
@@ -365,6 +381,12 @@ def config_dir() -> Path:
 
 def settings_file() -> Path:
     return config_dir() / SETTINGS_FILE_NAME
+
+
+def profiles_file() -> Path:
+    """The per-app profiles (`core.profiles`): a TOML file beside the settings, not a setting,
+    because a profile is a record the settings' types cannot hold."""
+    return config_dir() / PROFILES_FILE_NAME
 
 
 Listener = Callable[[Setting[Any], Any], None]

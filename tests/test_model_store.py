@@ -16,8 +16,10 @@ from nanodictate.core.errors import ModelCorruptError, ModelMissingError
 from nanodictate.core.models.store import (
     FSMN_VAD,
     FUN_ASR_MLT_NANO,
+    FUN_ASR_NANO,
     MANIFEST_NAME,
     MODELS,
+    SPEECH_MODELS,
     ModelSpec,
     default_models_dir,
     describe_models,
@@ -93,6 +95,8 @@ def asr_folder(tmp_path: Path) -> Path:
         ("Fun-ASR-MLT-Nano-2512", FUN_ASR_MLT_NANO),
         ("FUN-ASR-MLT-NANO", FUN_ASR_MLT_NANO),
         ("  fun-asr-mlt-nano-2512 ", FUN_ASR_MLT_NANO),
+        ("fun-asr-nano", FUN_ASR_NANO),
+        ("Fun-ASR-Nano-2512", FUN_ASR_NANO),
         ("fsmn-vad", FSMN_VAD),
         ("FSMN-VAD", FSMN_VAD),
     ],
@@ -109,7 +113,12 @@ def test_spec_for_unknown_name_lists_valid_names() -> None:
 
 
 def test_models_registry() -> None:
-    assert set(MODELS) == {"fun-asr-mlt-nano", "fsmn-vad"}
+    assert set(MODELS) == {"fun-asr-mlt-nano", "fun-asr-nano", "fsmn-vad"}
+    assert SPEECH_MODELS == (FUN_ASR_MLT_NANO, FUN_ASR_NANO)
+    assert FUN_ASR_NANO.huggingface_repo == "FunAudioLLM/Fun-ASR-Nano-2512"
+    assert FUN_ASR_NANO.modelscope_repo == "FunAudioLLM/Fun-ASR-Nano-2512"
+    assert FUN_ASR_NANO.required_files == FUN_ASR_MLT_NANO.required_files  # same layout
+    assert FUN_ASR_NANO.folder_name != FUN_ASR_MLT_NANO.folder_name
     assert FUN_ASR_MLT_NANO.expected_model_class == "FunASRNano"
     assert FSMN_VAD.expected_model_class == "FsmnVADStreaming"
     assert "Qwen3-0.6B/tokenizer.json" in FUN_ASR_MLT_NANO.required_files
@@ -300,6 +309,19 @@ def test_describe_models_states(tmp_path: Path) -> None:
     assert "model.pt" in asr_state
     # A short reason for a table, not the whole advice.
     assert "nanodictate models download" not in asr_state
+
+
+def test_each_speech_model_has_its_own_folder(tmp_path: Path) -> None:
+    nano = write_folder(model_folder(FUN_ASR_NANO, tmp_path), model_files(FUN_ASR_NANO))
+    verify_model_folder(FUN_ASR_NANO, nano)
+    statuses = {status.name: status.state for status in describe_models(tmp_path)}
+    assert statuses == {
+        "fun-asr-mlt-nano": "missing",
+        "fun-asr-nano": "installed",
+        "fsmn-vad": "missing",
+    }
+    with pytest.raises(ModelMissingError, match="Fun-ASR-MLT-Nano-2512 is not installed"):
+        verify_model_folder(FUN_ASR_MLT_NANO, model_folder(FUN_ASR_MLT_NANO, tmp_path))
 
 
 def test_describe_models_reports_interrupted_download(tmp_path: Path) -> None:

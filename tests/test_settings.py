@@ -245,7 +245,10 @@ def test_sections_group_the_settings_window_as_before() -> None:
             ],
         ),
         ("Microphone", ["keep_microphone_open", "max_recording_seconds"]),
-        ("Model", ["precision", "device", "unload_after_minutes", "two_tier_idle", "model_dir"]),
+        (
+            "Model",
+            ["model", "precision", "device", "unload_after_minutes", "two_tier_idle", "model_dir"],
+        ),
         (
             "Server",
             [
@@ -375,3 +378,14 @@ def test_settings_reach_no_ui_and_are_given_their_store(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["needs a store", "[]"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_model_setting_offers_each_speech_model_with_its_languages() -> None:
+    from nanodictate.core.languages import languages_of
+    from nanodictate.core.models.store import SPEECH_MODELS
+
+    assert [value for value, _label in S.MODEL.choices] == [spec.name for spec in SPEECH_MODELS]
+    assert S.MODEL.default == "fun-asr-mlt-nano"
+    assert "German, French, Spanish, Italian or Russian" in S.MODEL.help
+    assert [language.code for language in languages_of("fun-asr-nano")] == ["zh", "en", "ja"]
+    assert len(languages_of("fun-asr-mlt-nano")) == 31

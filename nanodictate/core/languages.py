@@ -1,8 +1,9 @@
-"""The 31 languages of Fun-ASR-MLT-Nano-2512.
+"""The 31 languages of Fun-ASR-MLT-Nano-2512, and the three of Fun-ASR-Nano-2512.
 
 Users pick a language by ISO code and see its native name; the model's prompt wants the
 Chinese name it was trained with ("语音转写成英文"). MLT-Nano has no language detection worth
 trusting (FunASR issue 2747: "auto" on Thai gave Chinese), so the language is always told.
+Neither model covers German, French, Spanish, Italian or Russian.
 """
 
 from dataclasses import dataclass
@@ -64,3 +65,18 @@ def language_for(code: str) -> Language:
     except KeyError:
         known = ", ".join(language.code for language in LANGUAGES)
         raise ValueError(f"Unknown language {code!r}. Choose one of: {known}.") from None
+
+
+# Fun-ASR-Nano-2512: Chinese (its 7 dialects — Wu, Cantonese, Min, Hakka, Gan, Xiang, Jin —
+# and regional accents are recognised as Chinese), English and Japanese.
+NANO_LANGUAGE_CODES = ("zh", "en", "ja")
+_MODEL_LANGUAGE_CODES = {"fun-asr-nano": NANO_LANGUAGE_CODES}
+
+
+def languages_of(model: str) -> tuple[Language, ...]:
+    """The languages of a speech model, by its name in `core.models.store` (MLT-Nano's 31
+    for a name not listed here)."""
+    codes = _MODEL_LANGUAGE_CODES.get(model)
+    if codes is None:
+        return LANGUAGES
+    return tuple(language for language in LANGUAGES if language.code in codes)

@@ -2,17 +2,20 @@
 
 The text steps (`core.text_steps`: fillers, replacements, spoken punctuation, voice commands,
 auto-submit) turn the transcription into the text that goes out; a step that fails leaves the
-text as transcribed. The window is the one that had focus at key-down (`target_window`, when
-the platform can tell). The history is written before anything is pasted, so no paste failure
-can lose the text; the recording kept on disk goes once the text is in the history or in the
-window. The paste — with "delete that" before it and Enter after it when the steps ask —
-runs on a background lane, in order, and its outcome comes back as `delivered`.
+text as transcribed. The per-app profile matching the dictation's window (`core.profiles`)
+changes the steps and the paste method for it. The window is the one that had focus at
+key-down (`target_window`, when the platform can tell). The history is written before anything
+is pasted, so no paste failure can lose the text; the recording kept on disk goes once the
+text is in the history or in the window. The paste — with "delete that" before it and Enter
+after it when the steps ask — runs on a background lane, in order, and its outcome comes back
+as `delivered`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -21,6 +24,13 @@ from nanodictate import settings as S
 from nanodictate.core import messages
 from nanodictate.core.dictation import Dictation
 from nanodictate.core.ports import FocusTracker, WindowInfo
+from nanodictate.core.profiles import (
+    Profile,
+    ProfileBook,
+    finish_text,
+    profile_paste_method,
+    profile_steps,
+)
 from nanodictate.core.spool import RecordingSpool, SpooledRecording
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.text_steps import StepsOutcome, TextStepsConfig, apply_text_steps
@@ -48,6 +58,7 @@ def text_steps_config(settings: S.Settings) -> TextStepsConfig:
 class TextDelivery(QObject):
     delivered = Signal(object, object, object)  # Dictation, TranscribeDone, OutputResult
     history_changed = Signal()
+    profile_changed = Signal(str)  # the profile of the dictation starting now ("" for none)
 
     def __init__(
         self,
@@ -60,17 +71,27 @@ class TextDelivery(QObject):
         clock: Callable[[], float],
         focus: FocusTracker | None = None,
         steps_config: Callable[[], TextStepsConfig] | None = None,
+        profiles: ProfileBook | None = None,
     ) -> None:
         super().__init__()
         self.settings, self.history, self.output = settings, history, output
         self.notifier, self.spool, self._clock = notifier, spool, clock
         self.focus = focus
         self._steps_config = steps_config or (lambda: text_steps_config(settings))
+        self.profiles = profiles or ProfileBook(S.profiles_file())
         self._told_problems: tuple[str, ...] = ()  # rule problems told once, until they change
+        self._told_profile_problems: tuple[str, ...] = ()
         self._lane = BackgroundLane("paste")
 
     def target_window(self) -> WindowInfo | None:
-        """The window focused now, where a dictation starting now will paste (None: unknown)."""
+        """The window focused now, where a dictation starting now will paste (None: unknown).
+        Its profile is told through `profile_changed` (the tray's tooltip shows it)."""
+        window = self._focused_window()
+        profile = self.profile_for(window)
+        self.profile_changed.emit("" if profile is None else profile.name)
+        return window
+
+    def _focused_window(self) -> WindowInfo | None:
         if self.focus is None:
             return None
         try:
@@ -78,6 +99,21 @@ class TextDelivery(QObject):
         except Exception:
             log.warning("Cannot read the focused window", exc_info=True)
             return None
+
+    def profile_for(self, window: WindowInfo | None) -> Profile | None:
+        """The per-app profile for a dictation into `window`; the profiles file's mistakes
+        are told once, until they change."""
+        try:
+            found = self.profiles.load()
+        except Exception:
+            log.exception("Reading the profiles failed; dictating without a profile")
+            return None
+        if found.problems and found.problems != self._told_profile_problems:
+            self.notifier.show(
+                "Some per-app profiles were left out", "\n".join(found.problems), level="warning"
+            )
+        self._told_profile_problems = found.problems
+        return self.profiles.match(window)
 
     @property
     def running(self) -> int:
@@ -118,25 +154,27 @@ class TextDelivery(QObject):
         ]
 
     def deliver(self, dictation: Dictation, done: Any, text: str) -> None:
-        steps = self._text_steps(text, dictation.language)
+        # A recovered recording's window is long gone: its text goes to the clipboard only.
+        profile = None if dictation.recovered else self.profile_for(dictation.target)
+        steps = self._text_steps(text, dictation.language, profile)
         if steps.text.strip():
             self._keep_in_history(dictation, done, steps.text)
         else:
             self.text_is_safe(dictation)  # a command or fillers only: no text to lose
-        # A recovered recording's window is long gone: its text goes to the clipboard only.
         method = (
             PasteMethod.COPY
             if dictation.recovered
-            else PasteMethod(self.settings.get(S.PASTE_METHOD))
+            else profile_paste_method(profile, PasteMethod(self.settings.get(S.PASTE_METHOD)))
         )
         self._lane.run(
             lambda: self._output(steps, method, dictation.target),
             lambda result: self._pasted(dictation, done, *result),
         )
 
-    def _text_steps(self, text: str, language: str) -> StepsOutcome:
+    def _text_steps(self, text: str, language: str, profile: Profile | None) -> StepsOutcome:
         try:
-            steps = apply_text_steps(text, language, self._steps_config())
+            steps = apply_text_steps(text, language, profile_steps(profile, self._steps_config()))
+            steps = replace(steps, text=finish_text(profile, steps.text))
         except Exception:
             log.exception("The text steps failed; the text goes out as transcribed")
             return StepsOutcome(text)

@@ -15,10 +15,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QVBoxLayout
 
-from nanodictate.core.languages import LANGUAGES
-from nanodictate.core.models.store import ModelSpec
+from nanodictate.core.languages import languages_of
+from nanodictate.core.models.store import FUN_ASR_MLT_NANO, SPEECH_MODELS, ModelSpec
 from nanodictate.ui.menu import TrayMenu
-from nanodictate.ui.model_download import ModelDownloader, download_size, models_to_download
+from nanodictate.ui.model_download import ModelDownloader, download_size
 from nanodictate.ui.notifications import NotifierLike
 from nanodictate.ui.tray import Tray
 
@@ -41,7 +41,9 @@ def confirmation_text(specs: Sequence[ModelSpec], models_dir: Path) -> str:
         f"{hosts.for_hub('modelscope')}/models/{spec.modelscope_repo}" for spec in specs
     )
     models = "\n".join(f"  • {spec.display_name}: {download_size([spec])}" for spec in specs)
-    languages = ", ".join(language.english_name for language in LANGUAGES)
+    speech = next((spec for spec in specs if spec in SPEECH_MODELS), FUN_ASR_MLT_NANO)
+    known = languages_of(speech.name)
+    languages = ", ".join(language.english_name for language in known)
     return (
         "nanodictate turns speech into text with models that run on this computer. "
         f"These are not installed yet:\n{models}\n"
@@ -49,8 +51,9 @@ def confirmation_text(specs: Sequence[ModelSpec], models_dir: Path) -> str:
         f"They come from Hugging Face ({huggingface}). If Hugging Face cannot deliver, "
         f"they come from ModelScope instead ({modelscope}). Nothing else is sent or "
         "received, and an interrupted download resumes where it stopped.\n\n"
-        f"The model understands {len(LANGUAGES)} languages: {languages}. "
-        f"It does not understand {NOT_SUPPORTED}."
+        f"The model understands {len(known)} languages: {languages}. "
+        f"It does not understand {NOT_SUPPORTED}. The other speech model (tray menu → Speech "
+        "model) does not either."
     )
 
 
@@ -108,7 +111,7 @@ class DownloadOffer(QObject):
         """Tell the user the models are missing; nothing is downloaded yet."""
         if self.downloader.running:
             return
-        specs = models_to_download(self.models_dir)
+        specs = self.downloader.missing()
         if not specs:
             log.warning("A download was offered but every model in %s is usable", self.models_dir)
             return
@@ -135,7 +138,7 @@ class DownloadOffer(QObject):
         if self.downloader.running:
             return
         if self.dialog is None:
-            specs = models_to_download(self.models_dir)
+            specs = self.downloader.missing()
             if not specs:
                 self._menu.show_download(False)
                 return
@@ -166,7 +169,7 @@ class DownloadOffer(QObject):
 
     @Slot(int, str)
     def _on_finished(self, ok: int, message: str) -> None:
-        specs = models_to_download(self.models_dir)
+        specs = self.downloader.missing()
         if specs:
             self._show_offer(download_size(specs))
         else:

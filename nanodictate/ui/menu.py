@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtGui import QAction, QActionGroup, QGuiApplication
-from PySide6.QtWidgets import QMenu
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QGuiApplication
+from PySide6.QtWidgets import QMenu, QMessageBox
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
+from nanodictate.core.languages import languages_of
+from nanodictate.core.profiles import ProfileBook
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +62,14 @@ class TrayMenu(QMenu):
         list_microphones: Callable[[], Sequence[str]],
         on_acceleration: Callable[[], None] | None = None,
         on_doctor: Callable[[], None] | None = None,
+        open_file: Callable[[Path], bool] | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
         self.controller = controller
         self.history = history
         self._list_microphones = list_microphones
+        self._open_file = open_file or _open_in_editor
         self._groups: dict[str, QActionGroup] = {}
 
         self.status_action = self.addAction("")
@@ -72,7 +78,9 @@ class TrayMenu(QMenu):
         self.download_action.triggered.connect(on_download)
         self.download_action.setVisible(False)
         self.addSeparator()
-        self.addMenu(self._choice_menu(S.LANGUAGE))
+        self.addMenu(self._choice_menu(S.MODEL))
+        self.language_menu = self._choice_menu(S.LANGUAGE, self._language_choices())
+        self.addMenu(self.language_menu)
         self.addMenu(self._choice_menu(S.PRECISION))
         self.addMenu(self._choice_menu(S.DEVICE))
         self.addMenu(self._choice_menu(S.HOTKEY_MODE))
@@ -89,6 +97,8 @@ class TrayMenu(QMenu):
         self.acceleration_action = self._optional_action("GPU acceleration…", on_acceleration)
         self.doctor_action = self._optional_action("Check this computer…", on_doctor)
         self.addAction("Settings…").triggered.connect(on_settings)
+        self.profiles_action = self.addAction("Per-app profiles…")
+        self.profiles_action.triggered.connect(self.edit_profiles)
         self.addAction("Quit").triggered.connect(on_quit)
 
         settings.add_listener(self._on_setting)
@@ -107,12 +117,29 @@ class TrayMenu(QMenu):
 
     # ------------------------------------------------------------------ choices
 
-    def _choice_menu(self, setting: S.Setting[Any]) -> QMenu:
+    def _language_choices(self) -> tuple[tuple[str, str], ...]:
+        """The active model's languages only (Fun-ASR-Nano has 3 of MLT-Nano's 31)."""
+        model = self.settings.get(S.MODEL)
+        return tuple((language.code, language.native_name) for language in languages_of(model))
+
+    def _choice_menu(
+        self, setting: S.Setting[Any], choices: tuple[tuple[Any, str], ...] | None = None
+    ) -> QMenu:
         menu = QMenu(setting.label, self)
+        self._fill_choices(menu, setting, setting.choices if choices is None else choices)
+        return menu
+
+    def _fill_choices(
+        self, menu: QMenu, setting: S.Setting[Any], choices: tuple[tuple[Any, str], ...]
+    ) -> None:
+        menu.clear()
+        old = self._groups.get(setting.name)
+        if old is not None:
+            old.deleteLater()
         group = QActionGroup(menu)
         group.setExclusive(True)
         current = self.settings.get(setting)
-        for value, label in setting.choices:
+        for value, label in choices:
             action = QAction(label, menu)
             action.setCheckable(True)
             action.setChecked(value == current)
@@ -121,7 +148,6 @@ class TrayMenu(QMenu):
             group.addAction(action)
             menu.addAction(action)
         self._groups[setting.name] = group
-        return menu
 
     def _choose(self, setting: S.Setting[Any], value: Any) -> None:
         try:
@@ -130,11 +156,21 @@ class TrayMenu(QMenu):
             log.exception("Menu choice for %s rejected", setting.name)
 
     def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
+        if setting is S.MODEL:
+            self._model_changed()
         group = self._groups.get(setting.name)
         if group is None:
             return
         for action in group.actions():
             action.setChecked(action.data() == value)
+
+    def _model_changed(self) -> None:
+        """Offer the new model's languages; a language it lacks becomes its first one, so
+        no dictation asks a model for a language it was not trained on."""
+        choices = self._language_choices()
+        self._fill_choices(self.language_menu, S.LANGUAGE, choices)
+        if self.settings.get(S.LANGUAGE) not in [code for code, _name in choices]:
+            self._choose(S.LANGUAGE, choices[0][0])
 
     def checked_value(self, setting: S.Setting[Any]) -> Any:
         """The value whose item is checked (for tests and accessibility checks)."""
@@ -153,6 +189,19 @@ class TrayMenu(QMenu):
     def show_download(self, visible: bool, text: str | None = None) -> None:
         self.download_action.setVisible(visible)
         self.download_action.setText(text or "Download the speech model…")
+
+    def edit_profiles(self) -> None:
+        """Open the profiles file in the user's editor (written with the examples first)."""
+        try:
+            path = ProfileBook(S.profiles_file()).ensure_file()
+        except OSError as error:
+            log.warning("Cannot write the profiles file: %s", error)
+            QMessageBox.warning(None, "Per-app profiles", f"Cannot write the file: {error}")
+            return
+        if not self._open_file(path):
+            QMessageBox.information(
+                None, "Per-app profiles", f"Open this file in a text editor:\n{path}"
+            )
 
     def _fill_microphones(self) -> None:
         menu = self.microphone_menu
@@ -178,6 +227,10 @@ class TrayMenu(QMenu):
             action = menu.addAction(_short(entry.text))
             action.setToolTip("Click to copy")
             action.triggered.connect(lambda _checked=False, t=entry.text: copy_text(t))
+
+
+def _open_in_editor(path: Path) -> bool:
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
 
 
 def copy_text(text: str) -> None:

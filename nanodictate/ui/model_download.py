@@ -35,19 +35,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The app needs both; the small VAD first, so a hub that cannot deliver fails in seconds.
-APP_MODELS = (FSMN_VAD, FUN_ASR_MLT_NANO)
 
 DownloadFunction = Callable[
     [ModelSpec, Path, Callable[["DownloadProgress"], None], threading.Event], object
 ]
 
 
-def models_to_download(models_dir: Path) -> list[ModelSpec]:
-    """The models the app needs that are not usable in `models_dir`."""
+def models_to_download(
+    models_dir: Path, speech_model: ModelSpec = FUN_ASR_MLT_NANO
+) -> list[ModelSpec]:
+    """The models the app needs (the VAD and the chosen speech model) that are not usable in
+    `models_dir`. The small VAD first, so a hub that cannot deliver fails in seconds."""
     return [
         spec
-        for spec in APP_MODELS
+        for spec in (FSMN_VAD, speech_model)
         if folder_problem(spec, model_folder(spec, models_dir)) is not None
     ]
 
@@ -75,9 +76,16 @@ class ModelDownloader(QObject):
     # ok as an int: bools through queued signals from Python threads crash PySide6 6.12.
     finished = Signal(int, str)  # ok, message for the user (on the GUI thread)
 
-    def __init__(self, models_dir: Path, download: DownloadFunction = _download_from_hubs) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        download: DownloadFunction = _download_from_hubs,
+        speech_model: Callable[[], ModelSpec] = lambda: FUN_ASR_MLT_NANO,
+    ) -> None:
+        """`speech_model()` is the speech model the user chose (tray menu → Speech model)."""
         super().__init__()
         self.models_dir = models_dir
+        self.speech_model = speech_model
         self._download = download
         self._cancel = threading.Event()
         self.lane = BackgroundLane("download")  # its thread: "nanodictate-download_0"
@@ -86,6 +94,9 @@ class ModelDownloader(QObject):
     def running(self) -> bool:
         """From `start` until `finished` was emitted."""
         return self.lane.running > 0
+
+    def missing(self) -> list[ModelSpec]:
+        return models_to_download(self.models_dir, self.speech_model())
 
     def start(self) -> None:
         if self.running:
@@ -104,7 +115,7 @@ class ModelDownloader(QObject):
         from nanodictate.core.errors import NanodictateError
 
         try:
-            for spec in models_to_download(self.models_dir):
+            for spec in self.missing():
 
                 def report(update: DownloadProgress, name: str = spec.display_name) -> None:
                     mb = 2**20

@@ -47,6 +47,9 @@ class Tray(QObject):
         # The torch build in use, or its installation (set by AccelerationStep).
         self.acceleration_note: str | None = None
         self._tooltip = ""
+        # The per-app profile of the latest dictation, shown while it records and transcribes.
+        self.profile_name = ""
+        controller.delivery.profile_changed.connect(self._on_profile)
         controller.state_changed.connect(self._on_state)
         controller.level_changed.connect(self._on_level)
         controller.memory_changed.connect(lambda _report: self.update_tooltip())
@@ -64,6 +67,11 @@ class Tray(QObject):
         self._state = AppState(state)
         self._step = 0
         self.icon.setIcon(icon_for(self._state))
+        self.update_tooltip()
+
+    @Slot(str)
+    def _on_profile(self, name: str) -> None:
+        self.profile_name = name
         self.update_tooltip()
 
     @Slot(float)
@@ -87,6 +95,8 @@ class Tray(QObject):
         except ValueError:
             language = settings.get(S.LANGUAGE)
         lines.append(f"Language: {language}")
+        if self.profile_name and self._state in (AppState.RECORDING, AppState.TRANSCRIBING):
+            lines.append(f"Profile: {self.profile_name}")
         precision = S.PRECISION.label_for(settings.get(S.PRECISION))
         device = S.DEVICE.label_for(settings.get(S.DEVICE))
         engine = controller.engine

@@ -22,7 +22,14 @@ from nanodictate.core.dictation import AppState
 from nanodictate.core.errors import DownloadError
 from nanodictate.core.history import History
 from nanodictate.core.models.download import DownloadProgress
-from nanodictate.core.models.store import FSMN_VAD, FUN_ASR_MLT_NANO, ModelSpec, human_size
+from nanodictate.core.models.store import (
+    FSMN_VAD,
+    FUN_ASR_MLT_NANO,
+    FUN_ASR_NANO,
+    ModelSpec,
+    human_size,
+    spec_for,
+)
 from nanodictate.core.transcriber import LoadReport, MemoryReport, Precision
 from nanodictate.ui.download_dialog import DownloadOffer
 from nanodictate.ui.icons import icon_for, level_step, svg_bytes
@@ -32,6 +39,10 @@ from nanodictate.ui.notifications import TrayNotifier
 from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.settings_window import SettingsWindow
 from nanodictate.ui.tray import Tray
+
+
+class StubDelivery(QObject):
+    profile_changed = Signal(str)
 
 
 class StubController(QObject):
@@ -46,6 +57,7 @@ class StubController(QObject):
         self.error: str | None = None
         self.engine = StubEngine()
         self.unloads = self.engine.unloads
+        self.delivery = StubDelivery()
 
 
 class StubEngine:
@@ -154,6 +166,7 @@ def test_menu_choices_apply_at_once(qapp: Any, settings: S.Settings, tmp_path: P
     assert menu.checked_value(S.HOTKEY_MODE) == "toggle"
     titles = [a.text() for a in menu.actions()]
     assert {
+        "Speech model",
         "Language",
         "Precision",
         "Device",
@@ -163,8 +176,28 @@ def test_menu_choices_apply_at_once(qapp: Any, settings: S.Settings, tmp_path: P
         "Microphone",
         "Recent",
         "Settings…",
+        "Per-app profiles…",
         "Quit",
     } <= set(titles)
+
+
+def test_the_language_menu_offers_only_the_active_models_languages(
+    qapp: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    menu = _menu(settings, StubController(), History(tmp_path / "h.sqlite3"), [])
+    models = menu.group_actions(S.MODEL)
+    assert [a.text() for a in models] == ["Multilingual (31 languages)", "Chinese–English–Japanese"]
+    assert menu.checked_value(S.MODEL) == "fun-asr-mlt-nano"
+    next(a for a in menu.group_actions(S.LANGUAGE) if a.data() == "ko").trigger()
+    models[1].trigger()
+    assert settings.get(S.MODEL) == "fun-asr-nano"
+    assert [a.text() for a in menu.group_actions(S.LANGUAGE)] == ["中文", "English", "日本語"]
+    # Korean is not Fun-ASR-Nano's: the language moves to one it has.
+    assert settings.get(S.LANGUAGE) == "zh" and menu.checked_value(S.LANGUAGE) == "zh"
+    next(a for a in menu.group_actions(S.LANGUAGE) if a.data() == "ja").trigger()
+    settings.set(S.MODEL, "fun-asr-mlt-nano")  # from the settings window: the menu follows
+    assert len(menu.group_actions(S.LANGUAGE)) == 31
+    assert settings.get(S.LANGUAGE) == "ja" and menu.checked_value(S.LANGUAGE) == "ja"
 
 
 def test_unload_microphone_and_recent(qapp: Any, settings: S.Settings, tmp_path: Path) -> None:
@@ -318,7 +351,11 @@ class DownloadRig:
         self.threads: set[str] = set()
         self.hold_until_cancelled = False  # the transfer waits for a cancel, then stops
         self.transferring = threading.Event()
-        self.downloader = ModelDownloader(self.models_dir, download=self._fetch)
+        self.downloader = ModelDownloader(
+            self.models_dir,
+            download=self._fetch,
+            speech_model=lambda: spec_for(settings.get(S.MODEL)),
+        )
         self.menu = TrayMenu(
             settings,
             self.controller,
@@ -444,6 +481,23 @@ def test_download_size_agrees_everywhere(
     for text in (tooltip, notification, menu_item):
         assert sizes.findall(text) == [size], text
     assert f"In all: {size}," in rig.offer.dialog.text()
+
+
+def test_the_download_follows_the_chosen_speech_model(
+    qapp: Any, qtbot: Any, settings: S.Settings, tmp_path: Path
+) -> None:
+    settings.set(S.MODEL, FUN_ASR_NANO.name)
+    rig = DownloadRig(settings, tmp_path)
+    rig.offer.confirm()
+    dialog = rig.offer.dialog
+    assert dialog is not None
+    text = dialog.text()
+    assert "Fun-ASR-Nano-2512" in text and "Fun-ASR-MLT-Nano-2512" not in text
+    assert "The model understands 3 languages: Chinese, English, Japanese." in text
+    assert "It does not understand German, French, Spanish, Italian or Russian." in text
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: not rig.downloader.running, timeout=5000)
+    assert rig.fetched == [FSMN_VAD.name, FUN_ASR_NANO.name]
 
 
 # ------------------------------------------------------------------ GPU acceleration, doctor

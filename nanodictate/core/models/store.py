@@ -23,9 +23,11 @@ from nanodictate.core.errors import ModelCorruptError, ModelMissingError, Nanodi
 __all__ = [
     "FSMN_VAD",
     "FUN_ASR_MLT_NANO",
+    "FUN_ASR_NANO",
     "MANIFEST_NAME",
     "MODELS",
     "MODELS_DIR_ENV",
+    "SPEECH_MODELS",
     "ModelSpec",
     "ModelStatus",
     "default_models_dir",
@@ -89,6 +91,26 @@ FUN_ASR_MLT_NANO = ModelSpec(
     approx_download_bytes=1_988_000_000,
 )
 
+# Chinese (with 7 dialects and 26 regional accents), English and Japanese: the same layout and
+# code path as MLT-Nano. Its config.yaml declares the CTC branch as MLT-Nano's does, and the
+# ModelScope checkpoint also holds the CTC tensors (86 more, which the engine leaves unused);
+# the two hubs serve different model.pt files, so neither hub's sizes are checked against the
+# other's (MODEL-NOTES, funasr issue 3496).
+FUN_ASR_NANO = ModelSpec(
+    name="fun-asr-nano",
+    display_name="Fun-ASR-Nano-2512",
+    folder_name="Fun-ASR-Nano-2512",
+    huggingface_repo="FunAudioLLM/Fun-ASR-Nano-2512",
+    modelscope_repo="FunAudioLLM/Fun-ASR-Nano-2512",
+    required_files=FUN_ASR_MLT_NANO.required_files,
+    expected_model_class="FunASRNano",
+    # As MLT-Nano's (same tensors); the CTC tensors add about 2 % where a hub has them.
+    approx_download_bytes=2_030_000_000,
+)
+
+# The speech models a user chooses between (the `model` setting); the VAD serves both.
+SPEECH_MODELS: tuple[ModelSpec, ...] = (FUN_ASR_MLT_NANO, FUN_ASR_NANO)
+
 FSMN_VAD = ModelSpec(
     name="fsmn-vad",
     display_name="FSMN-VAD",
@@ -100,7 +122,7 @@ FSMN_VAD = ModelSpec(
     approx_download_bytes=1_740_000,
 )
 
-MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (FUN_ASR_MLT_NANO, FSMN_VAD)}
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (*SPEECH_MODELS, FSMN_VAD)}
 
 
 def spec_for(name: str) -> ModelSpec:
