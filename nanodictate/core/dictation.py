@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nanodictate.core.ports import WindowInfo
+from nanodictate.core.profiles import Profile
 from nanodictate.core.recorder import Recording, StopReason
 from nanodictate.core.spool import SpooledRecording
 from nanodictate.core.transcriber import EngineState
@@ -57,6 +58,10 @@ class Dictation:
     # On disk from key-up until the text is in the history (None if the disk refused it).
     spooled: SpooledRecording | None = None
     history_problem: str | None = None  # why the text could not be written to the history
+    # Goes before the text in the window, not in the history: the space after a piece pasted
+    # at a pause ("paste at each pause"), so the pieces read as the whole text would.
+    paste_lead: str = ""
+    profile: Profile | None = None  # the per-app profile of the window at key-down
 
     @property
     def recovered(self) -> bool:
@@ -218,6 +223,9 @@ def dictation_record(
     if done is not None:
         record["chars"] = len(done.result.text)
         record["transcribe_ms"] = round(done.seconds * 1000, 1)
+        record["segments"] = len(done.result.segments)
+        # Chunks transcribed while the user spoke (`core.live_segments`); 0 when none were.
+        record["settled_while_speaking"] = int(done.result.timings.get("settled_while_speaking", 0))
         # The model that transcribed: loaded by this job, or before it (at key-down).
         load = done.load_report or last_load
         if done.load_report is not None:

@@ -285,6 +285,23 @@ class Recorder:
         np.clip(samples, -1.0, 1.0, out=samples)
         return Recording(samples, rate, reason, latency, preroll_frames / rate)
 
+    def samples_since(self, start: int) -> Samples:
+        """A copy of the running recording from sample `start` (16 kHz) to now, clipped as
+        `stop` clips it; for transcribing while the user speaks. Empty when not recording."""
+        with self._lock:
+            if not self._recording:
+                return np.zeros(0, dtype=np.float32)
+            total = sum(len(chunk) for chunk in self._chunks)
+            wanted: list[Samples] = []
+            position = total
+            for chunk in reversed(self._chunks):
+                if position <= start:
+                    break
+                position -= len(chunk)
+                wanted.append(chunk[max(start - position, 0) :])
+        samples = np.concatenate(wanted[::-1]) if wanted else np.zeros(0, dtype=np.float32)
+        return np.clip(samples, -1.0, 1.0)
+
     def cancel(self) -> None:
         """Drop the recording in progress."""
         with self._lock:

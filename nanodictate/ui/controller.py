@@ -23,6 +23,7 @@ from nanodictate.core import messages
 from nanodictate.core.errors import ModelMissingError
 from nanodictate.core.history import History
 from nanodictate.core.ports import FocusTracker
+from nanodictate.core.profiles import profile_language
 from nanodictate.core.recorder import Recorder, StopReason
 from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, TextOutput
@@ -30,12 +31,14 @@ from nanodictate.core.transcriber import EngineState, LoadReport
 from nanodictate.platform.base import HotkeyBackend
 from nanodictate.ui.delivery import TextDelivery
 from nanodictate.ui.engine_link import EngineLink
+from nanodictate.ui.engine_requests import Failure, TranscribeDone
 from nanodictate.ui.hotkey_registration import HotkeyRegistration
+from nanodictate.ui.live_link import LiveLink, is_piece
 from nanodictate.ui.microphone_link import MicrophoneLink
 from nanodictate.ui.notifications import NotifierLike
 from nanodictate.ui.setting_effects import apply_setting
 from nanodictate.ui.sounds import Sounds
-from nanodictate.ui.worker import EngineService, Failure, TranscribeDone
+from nanodictate.ui.worker import EngineService
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,8 @@ class DictationController(QObject):
             focus=focus,
         )
         self.delivery.delivered.connect(self._on_delivered)
+        # Transcription while the user speaks, the live preview, paste at each pause.
+        self.live = LiveLink(engine.worker, recorder, settings, self.delivery)
         self.history_changed = self.delivery.history_changed
         self._error: str | None = None
         self._state = D.AppState.UNLOADED
@@ -139,8 +144,11 @@ class DictationController(QObject):
         self._error = self.microphone.start(now)  # None, or the problem the user was shown
         if self._error is not None:
             return
-        language = language or self.settings.get(S.LANGUAGE)
-        self.book.begin(trigger, hold=hold, language=language, now=now, target=target)
+        profile = self.delivery.profile_for(target)
+        language = profile_language(profile, language, self.settings.get(S.LANGUAGE))
+        dictation = self.book.begin(trigger, hold=hold, language=language, now=now, target=target)
+        dictation.profile = profile
+        self.live.begin(dictation)
         self.engine.keep_loaded(True)  # no idle unload while the user speaks
         self.hotkeys.cancel_key(True, trigger)
         if self.engine.state is EngineState.UNLOADED:
@@ -152,6 +160,7 @@ class DictationController(QObject):
         if dictation is None:
             return
         self.engine.keep_loaded(False)
+        self.live.end(dictation)
         self.hotkeys.cancel_key(False)
         dictation.first_frame_at = self.microphone.first_frame_at
         if D.is_slip(dictation, now, reason):
@@ -171,6 +180,7 @@ class DictationController(QObject):
         if dictation is None:
             return
         self.engine.keep_loaded(False)
+        self.live.end(dictation, cancelled=True)
         self.microphone.cancel()
         self.hotkeys.cancel_key(False)
         log.info("Dictation cancelled")
@@ -252,9 +262,12 @@ class DictationController(QObject):
         dictation = self.book.done(done.job_id)
         if dictation is None:
             return
-        text = done.result.text.strip()
+        text = self.live.text_to_paste(dictation, done.result)
         if text:
             self.delivery.deliver(dictation, done, text)
+        elif done.result.text.strip():  # all of it was pasted at the pauses
+            self.delivery.text_is_safe(dictation)
+            self._report(dictation, "dictation", done)
         else:
             self.delivery.text_is_safe(dictation)
             self.notifier.show("No speech heard", "Nothing was pasted.")
@@ -265,7 +278,8 @@ class DictationController(QObject):
     def _on_delivered(
         self, dictation: D.Dictation, done: TranscribeDone, outcome: OutputResult
     ) -> None:
-        self._report(dictation, "dictation", done, outcome)
+        if not is_piece(done):  # a paste at a pause: the dictation goes on
+            self._report(dictation, "dictation", done, outcome)
         self._update_state()
 
     def apply_hotkeys(self) -> list[str]:
@@ -308,5 +322,6 @@ class DictationController(QObject):
     def shutdown(self) -> None:
         if self.book.active is not None:
             self.cancel()
+        self.live.shutdown()
         self.delivery.shutdown()
         self.settings.remove_listener(self._on_setting)

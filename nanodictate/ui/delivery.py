@@ -161,6 +161,9 @@ class TextDelivery(QObject):
             self._keep_in_history(dictation, done, steps.text)
         else:
             self.text_is_safe(dictation)  # a command or fillers only: no text to lose
+        if dictation.paste_lead and steps.text[:1].strip():
+            # After a piece pasted at a pause: the separator goes to the window only.
+            steps = replace(steps, text=dictation.paste_lead + steps.text)
         method = (
             PasteMethod.COPY
             if dictation.recovered

@@ -11,9 +11,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from nanodictate import settings as S
 from nanodictate.core import messages
 from nanodictate.core.dictation import Dictation
+from nanodictate.core.profiles import profile_hotwords
 from nanodictate.core.transcriber import EngineState, LoadReport
-from nanodictate.ui.worker import (
-    EngineService,
+from nanodictate.ui.engine_requests import (
     Failure,
     IdlePolicy,
     LoadRequest,
@@ -21,6 +21,7 @@ from nanodictate.ui.worker import (
     TranscribeRequest,
     UnloadRequest,
 )
+from nanodictate.ui.worker import EngineService
 
 
 class EngineLink(QObject):
@@ -64,8 +65,9 @@ class EngineLink(QObject):
         self._load_asked = self.submit(request)
         return self._load_asked
 
-    def unload(self, reason: str) -> bool:
-        return self.submit(UnloadRequest(reason))
+    def unload(self, reason: str, *, rebuild: bool = False) -> bool:
+        """`rebuild`: the next dictation builds a new engine from the settings."""
+        return self.submit(UnloadRequest(reason, rebuild))
 
     def keep_loaded(self, recording: bool) -> None:
         """True at key-down, False when the recording ends: meanwhile the idle timers leave
@@ -89,7 +91,7 @@ class EngineLink(QObject):
                 language=dictation.language,
                 precision=self.settings.get(S.PRECISION),
                 device=self.settings.get(S.DEVICE),
-                hotwords=tuple(hotwords),
+                hotwords=profile_hotwords(dictation.profile, hotwords),
                 itn=self.settings.get(S.ITN),
             ),
             "Dictations are coming faster than the speech engine can keep up. This one is kept "

@@ -18,6 +18,8 @@ def apply_setting(controller: DictationController, setting: S.Setting[Any], valu
     if setting in (S.PRECISION, S.DEVICE):
         if controller.engine.state is not EngineState.UNLOADED:
             controller.engine.unload(f"{setting.name} changed")  # the next load uses it
+    elif setting is S.MODEL:
+        controller.engine.unload("speech model changed", rebuild=True)
     elif setting in (S.UNLOAD_AFTER_MINUTES, S.TWO_TIER_IDLE):
         controller.engine.apply_idle_policy()
     elif setting in (S.HOTKEY_DICTATE, S.HOTKEY_TOGGLE, S.FAVOURITE_HOTKEYS):

@@ -1,8 +1,10 @@
 """The engine's thread: one QObject owns the Engine and runs requests in order.
 
-Requests go into a bounded queue (a dictation that cannot be queued is refused at once rather
-than piling up behind a 10 s load); the worker drains it on its own QThread, so the GUI never
-waits for torch. Results and state changes come back as signals (queued to the GUI thread).
+Requests (`ui.engine_requests`) go into a bounded queue (a dictation that cannot be queued is
+refused at once rather than piling up behind a 10 s load); the worker drains it on its own
+QThread, so the GUI never waits for torch. Results and state changes come back as signals
+(queued to the GUI thread). Passes over a recording still going on (`core.live_segments`)
+wait beside the queue, one at most, and run only when the queue is empty.
 
 The idle timers live here too, on the worker thread, so an unload never races a transcription:
 after each request the idle timer restarts; when it fires the model is unloaded — or, with
@@ -17,15 +19,23 @@ import os
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
 
 from nanodictate.core.errors import EngineCrashedError, NanodictateError
+from nanodictate.core.live_segments import LiveDictation, LiveJobs, LivePass, transcribe_rest
 from nanodictate.core.memory_failures import memory_error
-from nanodictate.core.transcriber import EngineState, LoadReport, Transcriber, Transcription
+from nanodictate.core.transcriber import EngineState, LoadReport, Transcriber
+from nanodictate.ui.engine_requests import (
+    Failure,
+    IdlePolicy,
+    LoadRequest,
+    QueueFull,
+    Request,
+    TranscribeDone,
+    TranscribeRequest,
+    UnloadRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,60 +50,6 @@ _CRASHED_WHILE_LOADING = (
 )
 
 
-# ------------------------------------------------------------------------------ requests
-
-
-@dataclass(frozen=True)
-class LoadRequest:
-    precision: str
-    device: str
-
-
-@dataclass(frozen=True)
-class TranscribeRequest:
-    job_id: int
-    audio: np.ndarray[Any, Any]
-    sample_rate: int
-    language: str
-    precision: str
-    device: str
-    hotwords: tuple[str, ...] = ()
-    itn: bool = True
-    submitted: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class UnloadRequest:
-    reason: str = "asked"
-
-
-@dataclass(frozen=True)
-class IdlePolicy:
-    minutes: int  # 0 = right after each use, <0 = never
-    two_tier: bool
-
-
-Request = LoadRequest | TranscribeRequest | UnloadRequest | IdlePolicy
-
-
-class QueueFull(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class TranscribeDone:
-    job_id: int
-    result: Transcription
-    load_report: LoadReport | None  # when this job had to load the model
-    seconds: float  # request submitted → text ready
-
-
-@dataclass(frozen=True)
-class Failure:
-    job_id: int | None  # None for a load that was not part of a dictation
-    error: BaseException
-
-
 class EngineWorker(QObject):
     """Lives on its own QThread; use `EngineService` from the GUI."""
 
@@ -105,6 +61,7 @@ class EngineWorker(QObject):
     engine_restarting = Signal(object)  # Failure: the engine crashed, the job is tried again
     memory_changed = Signal(object)  # MemoryReport or None
     idle_action = Signal(str)  # "offload" / "unload", for the log and tests
+    live_updated = Signal(object)  # LiveUpdate: chunks settled while the user speaks
 
     drained = Signal()  # the queue is empty again: the worker waits for the next request
 
@@ -130,6 +87,8 @@ class EngineWorker(QObject):
         # Set (from any thread) while a dictation records: its transcription comes next, so
         # the idle timers must not unload the model meanwhile (see EngineLink.keep_loaded).
         self.keep_loaded = False
+        # Transcription while the user speaks: passes wait in a slot of one, not the queue.
+        self._live = LiveJobs()
 
     # ------------------------------------------------------------------ any thread
 
@@ -139,6 +98,15 @@ class EngineWorker(QObject):
         except queue.Full:
             raise QueueFull("The speech engine is busy; try again in a moment.") from None
         self._wake.emit()
+
+    def submit_live(self, request: LivePass) -> None:
+        """A pass over the recording so far; it replaces one still waiting."""
+        self._live.offer(request)
+        self._wake.emit()
+
+    def finish_live(self, job_id: int) -> None:
+        """The dictation's recording ended (key-up or cancel): no more passes for it."""
+        self._live.finish(job_id)
 
     @property
     def pending(self) -> int:
@@ -162,8 +130,12 @@ class EngineWorker(QObject):
             try:
                 request = self._queue.get_nowait()
             except queue.Empty:
-                self.drained.emit()
-                return
+                live = self._live.take()  # the queue first: key-ups and loads never wait
+                if live is None:
+                    self.drained.emit()
+                    return
+                self._live_pass(live)
+                continue
             self._idle.stop()
             self._offloaded.stop()
             try:
@@ -181,6 +153,8 @@ class EngineWorker(QObject):
             log.info("Unloading the model (%s)", request.reason)
             self.engine.unload()
             self._report_memory()
+            if request.rebuild:
+                self._engine = None
         else:
             self._transcribe(request)
 
@@ -207,29 +181,39 @@ class EngineWorker(QObject):
                 log.exception("Loading the model failed")
             self.load_failed.emit(Failure(job_id, error))
             return None
+        self._live.device = report.device
         if report.seconds > 0:  # 0: it was loaded already
             self.loaded.emit(report)
         self._report_memory()
         return report
 
+    def _live_pass(self, request: LivePass) -> None:
+        update = self._live.run_pass(self.engine, request)
+        if update is not None:
+            self.live_updated.emit(update)
+
     def _transcribe(self, request: TranscribeRequest) -> None:
-        """Transcribe; if the engine's process dies, start a new one and transcribe again."""
+        """Transcribe (the tail after the chunks settled while the user spoke, if any); if
+        the engine's process dies, start a new one and transcribe the whole recording."""
+        settled = self._live.take_dictation(request.job_id)
         try:
-            self._transcribe_once(request)
+            self._transcribe_once(request, settled)
         except EngineCrashedError as crash:
             log.warning("Engine crashed during job %d; restarting it once", request.job_id)
             self.engine_restarting.emit(Failure(request.job_id, crash))
             try:
-                self._transcribe_once(request)
+                self._transcribe_once(request, None)
             except EngineCrashedError as again:
                 self.transcribe_failed.emit(Failure(request.job_id, again))
 
-    def _transcribe_once(self, request: TranscribeRequest) -> None:
+    def _transcribe_once(self, request: TranscribeRequest, settled: LiveDictation | None) -> None:
         report = self._load(request.precision, request.device, job_id=request.job_id)
         if report is None:
             return
         try:
-            result = self.engine.transcribe(
+            result = transcribe_rest(
+                self.engine,
+                settled,
                 request.audio,
                 request.sample_rate,
                 language=request.language,

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,38 @@ def make_speech_wav(folder: Path, text: str, *, speed: int = 170) -> Path:
         timeout=60,
     )
     return wav
+
+
+def make_paused_speech_wav(
+    folder: Path, sentences: list[str], pause_s: float, *, tail_s: float = 0.0, speed: int = 170
+) -> tuple[Path, list[tuple[float, float]]]:
+    """espeak-ng speech, one sentence after another with `pause_s` of silence between them
+    and `tail_s` after the last: the WAV and each sentence's (start, end) in seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frames: list[bytes] = []
+    spans: list[tuple[float, float]] = []
+    rate, position = 0, 0
+    for index, sentence in enumerate(sentences):
+        part = folder / f"sentence-{index}.wav"
+        subprocess.run(
+            ["espeak-ng", "-v", "en", "-s", str(speed), "-w", str(part), "--", sentence],
+            check=True,
+            timeout=60,
+        )
+        with wave.open(str(part), "rb") as reader:
+            rate = reader.getframerate()
+            spoken = reader.readframes(reader.getnframes())
+        silence = round((pause_s if index < len(sentences) - 1 else tail_s) * rate)
+        frames += [spoken, b"\0\0" * silence]
+        spans.append((position / rate, (position + len(spoken) // 2) / rate))
+        position += len(spoken) // 2 + silence
+    wav = folder / "paused-speech.wav"
+    with wave.open(str(wav), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(b"".join(frames))
+    return wav, spans
 
 
 # --------------------------------------------------------------------------------- the app

@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -63,7 +64,13 @@ class Rig:
         self.sd = FakeSoundDevice(rate=16000, channels=1)
         self.recorder = Recorder(self.sd, keep_open=True)
         self.engine = engine
-        self.service = EngineService(lambda: engine)
+        self.engines_built = 0
+
+        def build_engine() -> FakeEngine:
+            self.engines_built += 1
+            return engine
+
+        self.service = EngineService(build_engine)
         self.history = History(history_path or tmp_path / "history.sqlite3")
         self.output = FakeOutput(self.history)
         self.hotkeys = hotkeys
@@ -299,7 +306,7 @@ def test_requests_run_in_order_from_a_bounded_queue_fake_engine(
 ) -> None:
     import numpy as np
 
-    from nanodictate.ui.worker import LoadRequest, QueueFull, TranscribeRequest
+    from nanodictate.ui.engine_requests import LoadRequest, QueueFull, TranscribeRequest
 
     engine.gate = threading.Event()
     service = EngineService(lambda: engine, max_pending=2)
@@ -525,3 +532,35 @@ def test_dictations_beyond_the_engines_queue_are_kept_and_sent_when_it_drains_fa
     assert [e.text for e in rig.history.recent(dictations)] == ["hello world"] * dictations
     assert rig.notifier.titles().count("Busy") == 1
     assert not rig.spool.orphans()  # every kept recording released once its text was safe
+
+
+def test_a_profile_sets_the_language_and_adds_hotwords_for_its_window_fake_engine(
+    rig: Rig, qtbot: Any
+) -> None:
+    S.profiles_file().parent.mkdir(parents=True, exist_ok=True)
+    S.profiles_file().write_text(
+        '[[profile]]\nname = "Notes"\napps = ["editor"]\nlanguage = "zh"\n'
+        'hotwords = ["Kubernetes"]\n',
+        encoding="utf-8",
+    )
+    rig.settings.set(S.HOTWORDS, ["nanodictate"])
+    _hold(rig, qtbot, 1.0)
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    assert ("transcribe", "zh", ("nanodictate", "Kubernetes"), True) in rig.engine.calls
+    rig.focus.window = SimpleNamespace(id=7, title="Other", app_class="other", is_terminal=False)
+    _hold(rig, qtbot, 1.0)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 2, timeout=WAIT_MS)
+    assert ("transcribe", "en", ("nanodictate",), True) in rig.engine.calls
+
+
+def test_another_speech_model_unloads_and_builds_the_engine_again_fake_engine(
+    rig: Rig, qtbot: Any
+) -> None:
+    _hold(rig, qtbot, 1.0)
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    assert rig.engines_built == 1
+    rig.settings.set(S.MODEL, "fun-asr-nano")
+    qtbot.waitUntil(lambda: rig.engine.names()[-1] == "unload", timeout=WAIT_MS)
+    _hold(rig, qtbot, 1.0)
+    qtbot.waitUntil(lambda: len(rig.output.delivered) == 2, timeout=WAIT_MS)
+    assert rig.engines_built == 2  # the app's factory reads the model folder from the settings

@@ -32,6 +32,7 @@ import numpy as np
 
 from nanodictate.core.asr.placement import Placement
 from nanodictate.core.errors import EngineCrashedError, NanodictateError, OutOfMemoryError
+from nanodictate.core.live_segments import LiveStep
 from nanodictate.core.transcriber import (
     Capabilities,
     DeviceChoice,
@@ -64,7 +65,7 @@ class EngineProcess:
     unload. Driven from one thread (the app's engine QThread), like `Engine`."""
 
     capabilities = Capabilities(
-        can_offload=True, partial_text=False, remote=False, unload_frees_process=True
+        can_offload=True, partial_text=True, remote=False, unload_frees_process=True
     )
 
     def __init__(self, config: EngineConfig) -> None:
@@ -135,6 +136,30 @@ class EngineProcess:
             language=language,
             hotwords=tuple(hotwords),
             itn=itn,
+        )
+        return result
+
+    def transcribe_settled(
+        self,
+        audio: np.ndarray[Any, Any],
+        *,
+        language: str = "en",
+        hotwords: Sequence[str] = (),
+        itn: bool = True,
+        guess_open: bool = False,
+    ) -> LiveStep:
+        """`Engine.transcribe_settled` in the child; never starts one (nor loads a model)."""
+        if self._process is None:
+            from nanodictate.core.errors import EngineStateError
+
+            raise EngineStateError("The speech model is not loaded.")
+        result: LiveStep = self._call(
+            "transcribe_settled",
+            audio,
+            language=language,
+            hotwords=tuple(hotwords),
+            itn=itn,
+            guess_open=guess_open,
         )
         return result
 
