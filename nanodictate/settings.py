@@ -322,6 +322,25 @@ HISTORY_MAX_ENTRIES = Setting(
     minimum=0,
     maximum=100_000,
 )
+KEEP_AUDIO = Setting(
+    "keep_audio",
+    bool,
+    False,
+    "Keep the audio of recent dictations",
+    help="FLAC files in your private data folder, so a dictation can be re-transcribed from "
+    "Recent in the tray menu. Clearing the history deletes them.",
+    section="System",
+)
+KEEP_AUDIO_MB = Setting(
+    "keep_audio_mb",
+    int,
+    200,
+    "Audio kept at most (MB)",
+    help="The oldest recordings go first.",
+    section="System",
+    minimum=1,
+    maximum=100_000,
+)
 
 SETTINGS: tuple[Setting[Any], ...] = (
     HOTKEY_MODE,
@@ -356,6 +375,8 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SERVER_FALLBACK_LOCAL,
     START_AT_LOGIN,
     HISTORY_MAX_ENTRIES,
+    KEEP_AUDIO,
+    KEEP_AUDIO_MB,
 )
 BY_NAME: dict[str, Setting[Any]] = {setting.name: setting for setting in SETTINGS}
 

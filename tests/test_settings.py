@@ -258,7 +258,7 @@ def test_sections_group_the_settings_window_as_before() -> None:
                 "server_fallback_local",
             ],
         ),
-        ("System", ["start_at_login", "history_max_entries"]),
+        ("System", ["start_at_login", "history_max_entries", "keep_audio", "keep_audio_mb"]),
     ]
     # The microphone is picked from the tray menu's device list, not typed in the window.
     assert [s.name for s in S.SETTINGS if s.section is None] == ["microphone"]

@@ -3,7 +3,8 @@
 Every transcription is written here *before* it is pasted, so text whose paste fails (or
 whose clipboard gets overwritten) is never lost. Dictated text is private: the file is
 created with mode 0600 before SQLite writes a byte (SQLite gives its journal the same mode),
-its folder is 0700, and the text never goes to the log.
+its folder is 0700, and the text never goes to the log. The audio of recent entries, when the
+user keeps it, is in `core.history_audio`, beside the file; it goes when its entry goes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from nanodictate.core.history_audio import AUDIO_FOLDER_NAME, HistoryAudio
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,10 @@ class History:
         self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.execute(_SCHEMA)
         self._db.commit()
+        self.audio = HistoryAudio(self.path.parent / AUDIO_FOLDER_NAME)
+        # Recordings whose entries went while the app was not running (or whose history
+        # file was deleted by hand: the new file's ids start again at 1).
+        self._drop_orphan_audio()
 
     def add(
         self,
@@ -107,6 +114,7 @@ class History:
                 (when, text, language, audio_seconds, latency_seconds),
             )
             self._trim()
+        self._drop_orphan_audio()
         entry_id = cursor.lastrowid
         assert entry_id is not None
         return entry_id
@@ -124,6 +132,13 @@ class History:
         self.max_entries = max_entries
         with self._db:
             self._trim()
+        self._drop_orphan_audio()
+
+    def _drop_orphan_audio(self) -> None:
+        if not self.audio.entry_ids():  # the usual case: no file to compare with
+            return
+        rows = self._db.execute("SELECT id FROM transcriptions").fetchall()
+        self.audio.keep_only({entry_id for (entry_id,) in rows})
 
     def recent(self, n: int = 10) -> list[Entry]:
         rows = self._db.execute(
@@ -142,6 +157,7 @@ class History:
             self._db.execute("DELETE FROM transcriptions")
         # Deleted rows can linger in free pages; VACUUM rewrites the file without them.
         self._db.execute("VACUUM")
+        self.audio.clear()
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

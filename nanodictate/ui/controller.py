@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
@@ -21,17 +21,17 @@ from nanodictate import settings as S
 from nanodictate.core import dictation as D
 from nanodictate.core import messages
 from nanodictate.core.errors import ModelMissingError
-from nanodictate.core.history import History
+from nanodictate.core.history import Entry, History
 from nanodictate.core.ports import FocusTracker
 from nanodictate.core.profiles import profile_language
-from nanodictate.core.recorder import Recorder, StopReason
+from nanodictate.core.recorder import Recorder, Recording, StopReason
 from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, TextOutput
 from nanodictate.core.transcriber import EngineState, LoadReport
 from nanodictate.platform.base import HotkeyBackend
 from nanodictate.ui.delivery import TextDelivery
 from nanodictate.ui.engine_link import EngineLink
-from nanodictate.ui.engine_requests import Failure, TranscribeDone
+from nanodictate.ui.engine_requests import Failure, TranscribeDone, TranscribeRequest
 from nanodictate.ui.hotkey_registration import HotkeyRegistration
 from nanodictate.ui.live_link import LiveLink, is_piece
 from nanodictate.ui.microphone_link import MicrophoneLink
@@ -94,6 +94,7 @@ class DictationController(QObject):
         self.history_changed = self.delivery.history_changed
         self._error: str | None = None
         self._state = D.AppState.UNLOADED
+        self._retranscriptions: set[int] = set()  # job ids, told when their text is copied
         self._hotkey.connect(self._on_hotkey, Qt.ConnectionType.QueuedConnection)
         self.microphone.stopped.connect(self._on_recorder_stopped)
         self.engine.state_changed.connect(lambda _state: self._update_state())
@@ -211,6 +212,40 @@ class DictationController(QObject):
             self._transcribe(self.book.recovered(entry, self._clock()), samples)
         self._update_state()
 
+    def retranscribe(
+        self, entry: Entry, language: str, precision: str, hotwords: Sequence[str]
+    ) -> bool:
+        """Transcribe a history entry's kept audio again, with another language, precision
+        or hotwords. Like a recovered recording, no window awaits it: the text goes to the
+        history and the clipboard (told with a notification), never pasted."""
+        try:
+            samples = self.history.audio.read(entry.id)
+        except OSError as error:
+            title = "Cannot re-transcribe"
+            self.notifier.show(title, messages.reason(error), level="warning")
+            return False
+        dictation = self.book.new(
+            D.RECOVERED_TRIGGER, hold=False, language=language, now=self._clock(), target=None
+        )
+        # Kept again with the new entry (when audio is kept), to be re-transcribed in turn.
+        dictation.recording = Recording(samples, 16000, StopReason.STOPPED, None, 0.0)
+        request = TranscribeRequest(
+            job_id=dictation.job_id,
+            audio=samples,
+            sample_rate=16000,
+            language=language,
+            precision=precision,
+            device=self.settings.get(S.DEVICE),
+            hotwords=tuple(hotwords),
+            itn=self.settings.get(S.ITN),
+        )
+        if not self.engine.submit(request):
+            return False
+        self.book.wait_for_text(dictation)
+        self._retranscriptions.add(dictation.job_id)
+        self._update_state()
+        return True
+
     # ================================================================== engine
 
     def _transcribe(self, dictation: D.Dictation, samples: Any) -> None:
@@ -233,6 +268,7 @@ class DictationController(QObject):
 
     @Slot(object)
     def _on_load_failed(self, failure: Failure) -> None:
+        self._retranscriptions.discard(failure.job_id)
         dictation = self.book.done(failure.job_id)
         if dictation is not None:
             self._report(dictation, "failed")
@@ -247,6 +283,7 @@ class DictationController(QObject):
 
     @Slot(object)
     def _on_transcribe_failed(self, failure: Failure) -> None:
+        self._retranscriptions.discard(failure.job_id)
         dictation = self.book.done(failure.job_id)
         kept = dictation is not None and dictation.spooled is not None
         self._error = messages.transcription_failed(failure.error, recording_kept=kept)
@@ -269,6 +306,7 @@ class DictationController(QObject):
             self.delivery.text_is_safe(dictation)
             self._report(dictation, "dictation", done)
         else:
+            self._retranscriptions.discard(dictation.job_id)
             self.delivery.text_is_safe(dictation)
             self.notifier.show("No speech heard", "Nothing was pasted.")
             self._report(dictation, "no_speech", done)
@@ -280,6 +318,12 @@ class DictationController(QObject):
     ) -> None:
         if not is_piece(done):  # a paste at a pause: the dictation goes on
             self._report(dictation, "dictation", done, outcome)
+        if dictation.job_id in self._retranscriptions:
+            self._retranscriptions.discard(dictation.job_id)
+            if outcome.ok:
+                self.notifier.show(
+                    "Re-transcribed", "The new text is on the clipboard and first in Recent."
+                )
         self._update_state()
 
     def apply_hotkeys(self) -> list[str]:

@@ -6,9 +6,10 @@ text as transcribed. The per-app profile matching the dictation's window (`core.
 changes the steps and the paste method for it. The window is the one that had focus at
 key-down (`target_window`, when the platform can tell). The history is written before anything
 is pasted, so no paste failure can lose the text; the recording kept on disk goes once the
-text is in the history or in the window. The paste — with "delete that" before it and Enter
-after it when the steps ask — runs on a background lane, in order, and its outcome comes back
-as `delivered`.
+text is in the history or in the window. When the user keeps audio, the recording stays with
+its history entry (`core.history_audio`) to be re-transcribed later. The paste — with "delete
+that" before it and Enter after it when the steps ask — runs on a background lane, in order,
+and its outcome comes back as `delivered`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,17 @@ class TextDelivery(QObject):
         self._told_problems: tuple[str, ...] = ()  # rule problems told once, until they change
         self._told_profile_problems: tuple[str, ...] = ()
         self._lane = BackgroundLane("paste")
+        self._apply_audio_cap()
+        settings.add_listener(self._on_setting)
+
+    def _on_setting(self, setting: S.Setting[Any], value: Any) -> None:
+        if setting is S.KEEP_AUDIO_MB:
+            self._apply_audio_cap()
+        elif setting is S.KEEP_AUDIO and not value:
+            self.history.audio.clear()  # turned off: what was kept goes too
+
+    def _apply_audio_cap(self) -> None:
+        self.history.audio.set_cap_bytes(self.settings.get(S.KEEP_AUDIO_MB) * 1024 * 1024)
 
     def target_window(self) -> WindowInfo | None:
         """The window focused now, where a dictation starting now will paste (None: unknown).
@@ -190,17 +202,23 @@ class TextDelivery(QObject):
 
     def _keep_in_history(self, dictation: Dictation, done: Any, text: str) -> None:
         try:
-            self.history.add(
+            entry_id = self.history.add(
                 text,
                 language=dictation.language,
                 audio_seconds=float(done.result.audio_seconds),
                 latency_seconds=self._clock() - (dictation.key_up or dictation.key_down),
             )
-            self.history_changed.emit()
             self.text_is_safe(dictation)
         except Exception as error:
             log.exception("Writing the history failed")
             dictation.history_problem = messages.reason(error)  # told with the paste's outcome
+            return
+        if self.settings.get(S.KEEP_AUDIO) and dictation.recording is not None:
+            try:
+                self.history.audio.save(entry_id, dictation.recording.samples)
+            except OSError as error:  # the text is safe; only a later re-transcription is lost
+                log.warning("Cannot keep the audio of the dictation: %s", error)
+        self.history_changed.emit()
 
     def _output(
         self, steps: StepsOutcome, method: PasteMethod, target: Any
@@ -263,3 +281,4 @@ class TextDelivery(QObject):
         # A paste in progress (a logout right after a dictation) needs the GUI thread for
         # the clipboard until it has restored the user's content: keep serving it a while.
         self._lane.shutdown(SHUTDOWN_PASTE_WAIT_S)
+        self.settings.remove_listener(self._on_setting)

@@ -14,8 +14,10 @@ from PySide6.QtWidgets import QMenu, QMessageBox
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
+from nanodictate.core.history import Entry
 from nanodictate.core.languages import languages_of
 from nanodictate.core.profiles import ProfileBook
+from nanodictate.ui.history_actions import HistoryActions
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class TrayMenu(QMenu):
         on_acceleration: Callable[[], None] | None = None,
         on_doctor: Callable[[], None] | None = None,
         open_file: Callable[[Path], bool] | None = None,
+        history_actions: HistoryActions | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -70,6 +73,7 @@ class TrayMenu(QMenu):
         self.history = history
         self._list_microphones = list_microphones
         self._open_file = open_file or _open_in_editor
+        self.history_actions = history_actions or HistoryActions(settings, controller, history)
         self._groups: dict[str, QActionGroup] = {}
 
         self.status_action = self.addAction("")
@@ -224,9 +228,20 @@ class TrayMenu(QMenu):
             menu.addAction("No transcriptions yet").setEnabled(False)
             return
         for entry in entries:
-            action = menu.addAction(_short(entry.text))
-            action.setToolTip("Click to copy")
-            action.triggered.connect(lambda _checked=False, t=entry.text: copy_text(t))
+            self._entry_menu(menu.addMenu(_short(entry.text)), entry)
+        menu.addSeparator()
+        menu.addAction("Clear history…").triggered.connect(self.history_actions.clear_history)
+
+    def _entry_menu(self, menu: QMenu, entry: Entry) -> None:
+        actions = self.history_actions
+        menu.addAction("Copy").triggered.connect(lambda: copy_text(entry.text))
+        retranscribe = menu.addAction("Re-transcribe…")
+        retranscribe.triggered.connect(lambda: actions.retranscribe(entry))
+        if not actions.can_retranscribe(entry):
+            retranscribe.setEnabled(False)
+            retranscribe.setToolTip("Its audio was not kept (Settings → System).")
+        menu.addAction("Add replacement…").triggered.connect(lambda: actions.add_replacement(entry))
+        menu.addAction("Add to hotwords…").triggered.connect(lambda: actions.add_hotwords(entry))
 
 
 def _open_in_editor(path: Path) -> bool:

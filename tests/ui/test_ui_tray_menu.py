@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QByteArray, QObject, QRect, Signal
 from PySide6.QtGui import QGuiApplication
@@ -215,11 +216,20 @@ def test_unload_microphone_and_recent(qapp: Any, settings: S.Settings, tmp_path:
     assert [a.text() for a in microphones] == ["System default", "USB Mic", "Webcam"]
     microphones[1].trigger()
     assert settings.get(S.MICROPHONE) == "USB Mic"
+    newest = history.recent(1)[0]
+    history.audio.save(newest.id, np.full(1600, 0.1, np.float32))  # its audio is kept
     menu.recent_menu.aboutToShow.emit()
     recent = menu.recent_menu.actions()
-    assert len(recent) == 10 and recent[0].text() == "entry number 11"
-    recent[2].trigger()
+    # ten entries, a separator, then "Clear history…"
+    assert len(recent) == 12 and recent[0].text() == "entry number 11"
+    assert recent[10].isSeparator() and recent[11].text() == "Clear history…"
+    entry_actions = {a.text(): a for a in recent[2].menu().actions()}
+    assert list(entry_actions) == ["Copy", "Re-transcribe…", "Add replacement…", "Add to hotwords…"]
+    entry_actions["Copy"].trigger()
     assert QGuiApplication.clipboard().text() == "entry number 9"
+    # Re-transcribing needs the entry's audio: only the newest has it.
+    assert not entry_actions["Re-transcribe…"].isEnabled()
+    assert recent[0].menu().actions()[1].isEnabled()
 
 
 def test_settings_window_saves_valid_values_only(qapp: Any, settings: S.Settings) -> None:
