@@ -1,6 +1,7 @@
 """The text steps in the real app on a private desktop (see test_app_e2e.py for the set-up): a
 spoken "new line" lands as a line break in a real Qt text window, and auto-submit presses a
-real Enter there after the paste.
+real Enter there after the paste; "delete that" takes the previous dictation back out of the
+window with real Backspaces.
 
 The replica always says REPLICA_TEXT, so a replacement rule (itself one of the text steps)
 makes it end with the command: "… replica." → "… replica new line."."""
@@ -21,6 +22,7 @@ from desktop.app_driver import (
 )
 from desktop.harness import DesktopSession
 from nanodictate import settings as S
+from nanodictate.core.profiles import PROFILES_FILE_NAME
 from nanodictate.ui.settings_store import IniFileStore
 
 pytestmark = pytest.mark.desktop
@@ -50,4 +52,25 @@ def test_spoken_new_line_lands_as_a_line_break_and_auto_submit_presses_enter(
     # The command's line break, then the Enter of auto-submit (a new line in a text box).
     window.wait_for_text(LINE + "\n", 120)
     assert history_texts(app) == [LINE]  # the text as pasted; Enter is no text
+    end_cleanly(desktop, app)
+
+
+def test_spoken_delete_that_takes_the_previous_dictation_back(
+    desktop: DesktopSession, models_root: Path, speech_wav: Path, tmp_path: Path
+) -> None:
+    app = App(desktop, tmp_path / "app", {S.HOTKEY_MODE: "toggle"}, models_root)
+    window = desktop.open_text_window()
+    window.focus()
+    Dictation(desktop, "toggle").run(speech_wav)
+    window.wait_for_text(REPLICA_TEXT, 120)
+    # The replica cannot say "delete that": a profile (the file is read again when it changes)
+    # turns whatever it says in this window into the command.
+    (app.config_dir / PROFILES_FILE_NAME).write_text(
+        '[[profile]]\nname = "Say delete"\ntitles = ["*"]\n'
+        'replacements = ["/^.*$/ => delete that"]\n',
+        encoding="utf-8",
+    )
+    Dictation(desktop, "toggle").run(speech_wav)
+    window.wait_for_text("", 60)
+    assert history_texts(app) == [REPLICA_TEXT]  # the command is no text of its own
     end_cleanly(desktop, app)
