@@ -145,6 +145,14 @@ PASTE_AT_EACH_PAUSE = Setting(
     help="Pastes each finished sentence when you pause, instead of all at key-up.",
     section="Output",
 )
+RECORDING_OVERLAY = Setting(
+    "recording_overlay",
+    bool,
+    False,
+    "Show a recording indicator with the input level",
+    help="A small strip at the top of the screen while you speak; it never takes focus.",
+    section="Output",
+)
 
 # ----------------------------------------------------------------------------------- text
 
@@ -355,6 +363,7 @@ SETTINGS: tuple[Setting[Any], ...] = (
     SOUNDS,
     LIVE_TEXT,
     PASTE_AT_EACH_PAUSE,
+    RECORDING_OVERLAY,
     VOICE_COMMANDS,
     SPOKEN_PUNCTUATION,
     REMOVE_FILLERS,

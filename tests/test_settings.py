@@ -233,7 +233,10 @@ def test_sections_group_the_settings_window_as_before() -> None:
             ],
         ),
         ("Recognition", ["language", "hotwords", "itn"]),
-        ("Output", ["paste_method", "sounds", "live_text", "paste_at_each_pause"]),
+        (
+            "Output",
+            ["paste_method", "sounds", "live_text", "paste_at_each_pause", "recording_overlay"],
+        ),
         (
             "Text",
             [

@@ -5,6 +5,8 @@ goes to the engine worker as a `LivePass` (a pass still waiting there is replace
 queued behind). The worker answers with `LiveUpdate`s: chunks settled (their text is final)
 and, where live text is on, a guess at the part still being spoken. Here they become the
 live preview (`ui.live_preview`) and, with "paste at each pause", a paste per settled chunk.
+The same window, with the recording indicator on, shows "● Recording" and the input level
+from key-down to key-up, whether live text is on or not.
 At key-up the worker itself joins the settled chunks with the tail, so nothing here is
 needed for the final text; what was pasted already is left out of the final paste. Each paste
 after the first starts with the separator `join_texts` puts between chunks (a space, none
@@ -30,6 +32,7 @@ from nanodictate.core.recorder import Recorder
 from nanodictate.core.transcriber import Transcription
 from nanodictate.ui.delivery import TextDelivery
 from nanodictate.ui.live_preview import LivePreview
+from nanodictate.ui.microphone_link import LEVEL_INTERVAL_MS
 from nanodictate.ui.worker import EngineWorker
 
 log = logging.getLogger(__name__)
@@ -73,8 +76,13 @@ class LiveLink(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(LIVE_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
+        # The recorder's level, read as often as the tray icon reads it.
+        self._level_timer = QTimer(self)
+        self._level_timer.setInterval(LEVEL_INTERVAL_MS)
+        self._level_timer.timeout.connect(self._show_level)
         self._dictation: Dictation | None = None  # recording, or waiting for its final text
         self._recording = False
+        self._text_shown = False  # this dictation's live text is in the preview
         self._settled_samples = 0
         self.locked: list[str] = []  # texts of the chunks settled so far (the GUI has them)
         self.pasted: dict[int, Pasted] = {}  # job id → what was pasted at its pauses
@@ -83,14 +91,19 @@ class LiveLink(QObject):
     def begin(self, dictation: Dictation) -> None:
         self._dictation, self._recording = dictation, True
         self._settled_samples = 0
+        self._text_shown = False
         self.locked = []
         self._timer.start()
+        if self.settings.get(S.RECORDING_OVERLAY):
+            self._preview().show_recording()
+            self._level_timer.start()
 
     def end(self, dictation: Dictation, *, cancelled: bool = False) -> None:
         """The recording stopped: no more passes; a cancelled one forgets what it had."""
         if self._dictation is not dictation:
             return
         self._timer.stop()
+        self._level_timer.stop()
         self._recording = False
         self.worker.finish_live(dictation.job_id)
         if self.preview is not None:
@@ -142,10 +155,21 @@ class LiveLink(QObject):
             self.locked.extend(segment.text for segment in update.new_segments)
             if self.settings.get(S.PASTE_AT_EACH_PAUSE):
                 self._paste_piece(dictation, update)
-        if update.open_text is not None or self.preview is not None:
-            if self.preview is None:
-                self.preview = self._preview_factory()
-            self.preview.show_text(self.locked, update.open_text)
+        # Once the guess has shown, the preview follows this dictation's text to key-up
+        # (a pass may have nothing open); without live text, the indicator shows no text.
+        self._text_shown = self._text_shown or update.open_text is not None
+        if self._text_shown:
+            self._preview().show_text(self.locked, update.open_text)
+
+    def _preview(self) -> LivePreview:
+        if self.preview is None:
+            self.preview = self._preview_factory()
+        return self.preview
+
+    @Slot()
+    def _show_level(self) -> None:
+        if self.preview is not None and self._recording:
+            self.preview.show_level(self.recorder.level)
 
     def _paste_piece(self, dictation: Dictation, update: LiveUpdate) -> None:
         text = join_texts([segment.text for segment in update.new_segments])
@@ -163,6 +187,7 @@ class LiveLink(QObject):
 
     def shutdown(self) -> None:
         self._timer.stop()
+        self._level_timer.stop()
         if self.preview is not None:
             self.preview.close()
             self.preview = None

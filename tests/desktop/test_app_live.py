@@ -9,6 +9,8 @@ speech, and the real FSMN-VAD), with live text on:
   to live-dictation.json in the test's tmp dir; not asserted). The live preview shows while
   the user speaks, found by its title, the focus stays on the text window before, while and
   after it shows, and it is hidden after key-up;
+- the recording indicator with live text off: the same window shows from key-down, the focus
+  stays on the text window all along, and it hides after key-up;
 - "paste at each pause": the sentences land one by one while the user goes on speaking,
   the rest at key-up, and the window then holds the whole text once, joined as the whole
   recording's text is.
@@ -48,7 +50,7 @@ from nanodictate.core.spool import SPOOL_FOLDER_NAME
 
 pytestmark = pytest.mark.desktop
 
-PREVIEW_TITLE = "nanodictate live text"  # ui/live_preview.py sets it
+PREVIEW_TITLE = "nanodictate live text"  # ui/live_preview.py sets it (the overlay's too)
 LONG_SENTENCES = [
     "Good morning everyone, this is a short note about the plans for the coming week.",
     "First, the team meets on Monday at ten to review the open questions.",
@@ -281,4 +283,34 @@ def test_paste_at_each_pause_lands_sentence_by_sentence(
         f"(s, sentences) {arrivals}; key-up → last sentence in window "
         f"{(landed - key_up) * 1000:.0f} ms"
     )
+    end_cleanly(desk, app)
+
+
+def test_recording_overlay_without_live_text_keeps_the_focus(
+    desktop: DesktopSession, models_root: Path, tmp_path: Path
+) -> None:
+    desk = desktop
+    speech, _spans = make_paused_speech_wav(
+        tmp_path / "speech", SHORT_SENTENCES[:1], SHORT_PAUSE_S, tail_s=TAIL_S
+    )
+    settings = {S.HOTKEY_MODE: "toggle", S.LIVE_TEXT: "off", S.RECORDING_OVERLAY: True}
+    app = App(desk, tmp_path / "app", settings, models_root)
+    window = desk.open_text_window()
+    window.focus()
+    assert preview_windows(desk) == []
+
+    desk.xdotool("key", HOTKEY)
+    started = time.monotonic()
+    desk.wait_for(lambda: bool(preview_windows(desk)), 5, "the recording overlay to show")
+    assert desk.focused_window_id() == window.window_id
+    playing = desk.play_speech(speech, wait=False)
+    seen = watch_while_speaking(desk, window, playing, started)
+    desk.xdotool("key", HOTKEY)
+    text, _landed = wait_for_new_text(window, "", 120)
+    desk.wait_for(lambda: not preview_windows(desk), 5, "the recording overlay to hide")
+
+    assert text == REPLICA_TEXT
+    assert seen["preview_first_seen_s"] is not None, "the overlay was not shown while speaking"
+    assert seen["focus_elsewhere"] == []
+    assert desk.focused_window_id() == window.window_id
     end_cleanly(desk, app)

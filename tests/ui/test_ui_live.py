@@ -172,6 +172,64 @@ def test_live_preview_shows_locked_and_guessed_text_without_focus(rig: Rig, qtbo
     assert not preview.isVisible()
 
 
+def test_recording_overlay_shows_the_level_without_live_text_and_hides_at_key_up(
+    rig: Rig, qtbot: Any
+) -> None:
+    rig.settings.set(S.RECORDING_OVERLAY, True)  # live text stays "auto": too slow here
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    live = rig.controller.live
+    overlay = live.preview
+    assert overlay is not None and overlay.isVisible()
+    assert overlay.indicator.isVisible() and "Recording" in overlay.indicator_label.text()
+    flags = overlay.windowFlags()
+    assert flags & Qt.WindowType.WindowDoesNotAcceptFocus
+    assert flags & Qt.WindowType.X11BypassWindowManagerHint
+    assert overlay.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+    assert overlay.level_bar.value() == 0
+    # The bar follows the input: up while the user speaks, down again in the pause.
+    rig.sd.stream.feed_seconds(0.5, value=0.3, block=800)
+    qtbot.waitUntil(lambda: overlay.level_bar.value() > 90, timeout=WAIT_MS)
+    rig.sd.stream.feed_seconds(0.5, value=0.0, block=800)
+    qtbot.waitUntil(lambda: overlay.level_bar.value() == 0, timeout=WAIT_MS)
+    # A chunk settles, but without live text the overlay shows no words.
+    qtbot.waitUntil(lambda: rig.engine.state.value == "ready", timeout=WAIT_MS)
+    _speak(rig, qtbot, 0.11, 2.0, 2.5)
+    qtbot.waitUntil(lambda: len(live.locked) == 1, timeout=WAIT_MS)
+    assert overlay.label.isHidden() and overlay.locked_text == ""
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    assert not overlay.isVisible() and live.preview is overlay  # one window, reused
+
+
+def test_recording_overlay_hides_at_cancel(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.RECORDING_OVERLAY, True)
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    overlay = rig.controller.live.preview
+    assert overlay is not None and overlay.isVisible()
+    rig.hotkeys.fire("cancel", True)
+    qtbot.waitUntil(lambda: not overlay.isVisible(), timeout=WAIT_MS)
+
+
+def test_live_text_shows_under_the_recording_overlay(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.RECORDING_OVERLAY, True)
+    rig.settings.set(S.LIVE_TEXT, "on")
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.engine.state.value == "ready", timeout=WAIT_MS)
+    _speak(rig, qtbot, 0.11, 2.0, 2.5)
+    live = rig.controller.live
+    overlay = live.preview
+    assert overlay is not None
+    qtbot.waitUntil(lambda: overlay.locked_text == "w11", timeout=WAIT_MS)
+    assert overlay.indicator.isVisible() and overlay.label.isVisible()
+    assert overlay.label.text() == "w11"
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
+    assert not overlay.isVisible()
+
+
 def test_a_piece_after_another_starts_with_the_joining_separator() -> None:
     assert separator("First one.", "Second one.") == " "
     assert separator("你好。", "世界") == ""  # none between CJK characters
