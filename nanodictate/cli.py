@@ -44,6 +44,18 @@ PLUGGED_COMMANDS = {
 SERVER_TOKEN_ENV = "NANODICTATE_SERVER_TOKEN"
 
 
+def _add_speech_model(parser: argparse.ArgumentParser) -> None:
+    from nanodictate.core.models.store import FUN_ASR_MLT_NANO, SPEECH_MODELS
+
+    parser.add_argument(
+        "--model",
+        choices=[spec.name for spec in SPEECH_MODELS],
+        default=FUN_ASR_MLT_NANO.name,
+        help="speech model, as the app's model setting (default: %(default)s; fun-asr-nano "
+        "knows only Chinese, English and Japanese); its folder is looked up under --model-dir",
+    )
+
+
 def _add_model_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir",
@@ -98,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument(
         "--token", help=f"the server's access token (default: ${SERVER_TOKEN_ENV})"
     )
+    _add_speech_model(transcribe)
     _add_model_dir(transcribe)
 
     models = commands.add_parser("models", help="list, download or verify models")
@@ -105,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="show installed models")
     _add_model_dir(listing)
     download = model_commands.add_parser("download", help="download a model")
-    download.add_argument("name", help="fun-asr-mlt-nano or fsmn-vad")
+    download.add_argument("name", help="fun-asr-mlt-nano, fun-asr-nano or fsmn-vad")
     download.add_argument(
         "--source",
         choices=["huggingface", "modelscope"],
@@ -114,13 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_dir(download)
     verify = model_commands.add_parser("verify", help="check a model folder")
-    verify.add_argument("name", help="fun-asr-mlt-nano or fsmn-vad")
+    verify.add_argument("name", help="fun-asr-mlt-nano, fun-asr-nano or fsmn-vad")
     _add_model_dir(verify)
 
     from nanodictate.server.command import add_arguments as add_serve_arguments
 
     serve = commands.add_parser("serve", help="run the team transcription server (Ray Serve)")
     add_serve_arguments(serve)
+    _add_speech_model(serve)
     _add_model_dir(serve)
     for name, summary in PLUGGED_COMMANDS.items():
         module = _plugged_module(name)
@@ -140,13 +154,14 @@ def _plugged_module(name: str) -> Any:
         return None
 
 
-def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
-    """(ASR folder, VAD folder) for a ``--model-dir`` that is a models root or an ASR folder."""
+def _model_folders(model_dir: Path | None, model: str) -> tuple[Path, Path]:
+    """(ASR folder, VAD folder) for a ``--model-dir`` that is a models root or an ASR folder;
+    ``model`` (a speech model's name) chooses the ASR folder within a models root."""
     from nanodictate.core.models.store import (
         FSMN_VAD,
-        FUN_ASR_MLT_NANO,
         default_models_dir,
         model_folder,
+        spec_for,
     )
 
     if model_dir is not None and (model_dir / "configuration.json").is_file():
@@ -156,7 +171,7 @@ def _model_folders(model_dir: Path | None) -> tuple[Path, Path]:
             vad = model_folder(FSMN_VAD, default_models_dir())
         return asr, vad
     root = model_dir or default_models_dir()
-    return model_folder(FUN_ASR_MLT_NANO, root), model_folder(FSMN_VAD, root)
+    return model_folder(spec_for(model), root), model_folder(FSMN_VAD, root)
 
 
 # Languages people ask for that Fun-ASR-MLT-Nano was not trained on, named in the error.
@@ -190,16 +205,34 @@ def unknown_language_message(code: str) -> str:
     )
 
 
+def _model_language_message(code: str, model: str) -> str | None:
+    """Why the speech model `model` cannot take the language `code`; None if it can."""
+    from nanodictate.core.languages import language_for, languages_of
+    from nanodictate.core.models.store import spec_for
+
+    try:
+        language = language_for(code)
+    except ValueError:
+        return unknown_language_message(code)
+    known = languages_of(model)
+    if language in known:
+        return None
+    codes = " ".join(known_language.code for known_language in known)
+    return (
+        f"{language.english_name} ({code}) is not one of {spec_for(model).display_name}'s "
+        f"{len(known)} languages: {codes}. Fun-ASR-MLT-Nano-2512 (--model fun-asr-mlt-nano) "
+        "knows it."
+    )
+
+
 def run_transcribe(args: argparse.Namespace) -> int:
     from nanodictate.core.asr.engine import Engine
-    from nanodictate.core.languages import language_for
     from nanodictate.core.models.store import default_cache_dir
     from nanodictate.core.transcriber import Transcriber
 
-    try:
-        language_for(args.language)
-    except ValueError:
-        print(f"nanodictate: {unknown_language_message(args.language)}", file=sys.stderr)
+    problem = _model_language_message(args.language, args.model)
+    if problem:
+        print(f"nanodictate: {problem}", file=sys.stderr)
         return EXIT_USAGE
     missing = [str(path) for path in args.files if not path.is_file()]
     if missing:
@@ -211,7 +244,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
         engine = RemoteTranscriber(args.server, args.token or os.environ.get(SERVER_TOKEN_ENV, ""))
     else:
-        asr_dir, vad_dir = _model_folders(args.model_dir)
+        asr_dir, vad_dir = _model_folders(args.model_dir, args.model)
         engine = Engine(
             asr_dir, vad_dir=vad_dir, cache_dir=default_cache_dir(), threads=args.threads
         )
@@ -292,7 +325,7 @@ def run_models(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     from nanodictate.server import command
 
-    asr_dir, vad_dir = _model_folders(args.model_dir)
+    asr_dir, vad_dir = _model_folders(args.model_dir, args.model)
     config = command.config_from_args(args, asr_dir, vad_dir if vad_dir.is_dir() else None)
     try:
         return command.run(args, config)

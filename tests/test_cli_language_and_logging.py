@@ -172,3 +172,23 @@ def test_cli_serve_refuses_no_auth_off_localhost() -> None:
     assert done.returncode == 2
     assert "--no-auth is only allowed on localhost" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_cli_refuses_a_language_the_chosen_model_lacks(tmp_path: Path) -> None:
+    import soundfile
+
+    wav = tmp_path / "talk.wav"
+    soundfile.write(wav, np.zeros(1600, np.float32), 16000)
+    command = [sys.executable, "-m", "nanodictate", "transcribe", str(wav), "--language", "ko"]
+    done = subprocess.run(
+        [*command, "--model", "fun-asr-nano"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NANODICTATE_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "nanodictate: Korean (ko) is not one of Fun-ASR-Nano-2512's 3 languages: zh en ja. "
+        "Fun-ASR-MLT-Nano-2512 (--model fun-asr-mlt-nano) knows it.\n"
+    )

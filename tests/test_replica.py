@@ -185,10 +185,32 @@ def test_full_size_declares_the_real_ctc_branch() -> None:
     }
     flat = config_yaml(FULL_DIMS, "flat")
     assert not [key for key in flat if "ctc" in key] and "dataset_conf" not in flat
+    # Fun-ASR-Nano's files differ from the release's only in model.pt; the release relies on
+    # funasr's default CTC vocabulary, which the tiny replicas state to stay tiny.
+    assert config_yaml(FULL_DIMS, "nano") == config
+    assert "ctc_vocab_size" not in config
+    assert config_yaml(TINY_DIMS, "release")["ctc_vocab_size"] == TINY_DIMS.ctc_vocab
+
+
+def test_plain_funasr_loads_every_ctc_tensor_of_the_nano_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the CTC branch's tensors present (Fun-ASR-Nano on ModelScope), funasr keeps the
+    # branch: the replica's tensors have exactly the names and shapes FunASRNano builds.
+    folder = build_replica(tmp_path / "nano", deterministic=True, layout="nano")
+    model, printed = _load(folder, monkeypatch)
+    assert _missed_keys(printed) == []
+    saved = _state_dict(folder / "model.pt")
+    built = model.model.state_dict()
+    ctc = [key for key in saved if key.startswith(("ctc_decoder.", "ctc."))]
+    assert ctc and set(saved) == set(built)
+    for key in ctc:
+        assert torch.equal(built[key], saved[key]), key
+    assert model.model.ctc_decoder is not None
 
 
 def test_unknown_layout_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="release, flat"):
+    with pytest.raises(ValueError, match="release, nano, flat"):
         build_replica(tmp_path / "x", layout="wrapped")  # type: ignore[arg-type]
     assert not (tmp_path / "x").exists()
 

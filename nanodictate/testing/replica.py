@@ -13,9 +13,10 @@ repository's layout, so it loads through ``funasr.AutoModel`` exactly like the r
                              merges.txt
       replica.json           what was built (not in the real repo; funasr ignores it)
 
-Two layouts (:mod:`nanodictate.testing.replica_release`): ``"release"`` (default) as the
+Three layouts (:mod:`nanodictate.testing.replica_release`): ``"release"`` (default) as the
 release ships it, a wrapped checkpoint without CTC tensors and a config.yaml that declares a
-CTC branch anyway; ``"flat"``, the plain state dict and no CTC entries.
+CTC branch anyway; ``"nano"``, Fun-ASR-Nano-2512 as ModelScope ships it, the same with the
+CTC branch's tensors in the checkpoint; ``"flat"``, the plain state dict and no CTC entries.
 
 Two sizes:
 
@@ -60,7 +61,7 @@ replicas the embedding rows beyond the tokenizer are zero (logit exactly 0), so 
 weights only emit ids the tokenizer decodes: random text, never an unknown id.
 
 Command line:
-``python -m nanodictate.testing.replica OUT_DIR [--full] [--deterministic] [--layout flat]``.
+``python -m nanodictate.testing.replica OUT_DIR [--full] [--deterministic] [--layout nano|flat]``.
 """
 
 from __future__ import annotations
@@ -158,6 +159,22 @@ def _build_model(config: dict[str, Any], llm_dir: Path) -> Any:
     return model.eval()
 
 
+def _ctc_branch_state(config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Random weights for the CTC branch config.yaml declares, named as in a checkpoint that
+    ships them (``ctc_decoder.*``, ``ctc.*``), built with funasr's own classes as
+    FunASRNano builds them. The replica's model itself never has this branch."""
+    with quiet():
+        from funasr.models.fun_asr_nano.ctc import CTC
+        from funasr.register import tables
+
+        decoder = tables.adaptor_classes[config["ctc_decoder"]](**config["ctc_decoder_conf"])
+        encoder_dim = config["audio_encoder_conf"]["output_size"]
+        vocab = config.get("ctc_vocab_size", FULL_DIMS.ctc_vocab)
+        ctc = CTC(odim=vocab, encoder_output_size=encoder_dim, blank_id=vocab - 1)
+    branch = {f"ctc_decoder.{name}": t for name, t in decoder.state_dict().items()}
+    return branch | {f"ctc.{name}": t for name, t in ctc.state_dict().items()}
+
+
 def _make_deterministic(model: Any, chain: Sequence[int], vocab_used: int) -> None:
     """Turn the LLM into the fixed token chain described in the module docstring.
 
@@ -234,8 +251,9 @@ def build_replica(
     parameter count is checked against the real 829.8 M), else tiny ones (0.8 MB, ≈5 s of
     which 4.5 s is importing funasr). ``deterministic`` makes it always say
     :data:`DETERMINISTIC_TEXT`. ``seed`` seeds the random weights. ``layout`` is
-    ``"release"`` (wrapped checkpoint, CTC branch declared but absent) or ``"flat"`` (plain
-    state dict, no CTC entries): see :mod:`nanodictate.testing.replica_release`.
+    ``"release"`` (wrapped checkpoint, CTC branch declared but absent), ``"nano"``
+    (Fun-ASR-Nano-2512: the same with the CTC tensors present) or ``"flat"`` (plain state
+    dict, no CTC entries): see :mod:`nanodictate.testing.replica_release`.
     Returns ``out_dir``.
     """
     if layout not in LAYOUTS:
@@ -278,7 +296,9 @@ def build_replica(
     if full and abs(total / FULL_PARAMS - 1) > _FULL_PARAMS_TOLERANCE:
         raise RuntimeError(f"full replica has {total} parameters, the real one {FULL_PARAMS}")
     # As in the release: the encoder and adaptor in fp32, the LLM in bf16 (llm_dtype).
-    save_checkpoint(model.state_dict(), out_dir / "model.pt", layout)
+    state = model.state_dict()
+    ctc_tensors = _ctc_branch_state(config) if layout == "nano" else {}
+    save_checkpoint(state | ctc_tensors, out_dir / "model.pt", layout)
 
     write_json(
         out_dir / "replica.json",
@@ -290,6 +310,7 @@ def build_replica(
             "dims": asdict(dims) | {"llm_vocab": vocab_size},
             "tokenizer_vocab": vocab_used,
             "params": split | {"total": total},
+            "ctc_tensors": len(ctc_tensors),
             "deterministic_text": DETERMINISTIC_TEXT if deterministic else None,
             "deterministic_chain_ids": chain or None,
         },
@@ -342,6 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=LAYOUTS,
         default="release",
         help="release: wrapped model.pt, CTC declared but absent (default); "
+        "nano: Fun-ASR-Nano-2512, the same with the CTC tensors present; "
         "flat: plain state dict, no CTC entries",
     )
     args = parser.parse_args(argv)

@@ -11,8 +11,12 @@ The release of Fun-ASR-MLT-Nano-2512 (layout ``"release"``, the default):
 * ``configuration.json``'s ``file_path_metas`` name the checkpoint, config.yaml and the
   Qwen3-0.6B folder (for the LLM and its tokenizer): the only keys funasr reads there.
 
+Fun-ASR-Nano-2512 (layout ``"nano"``): the release layout with the CTC branch's tensors
+**present** in ``model.pt``, as the ModelScope checkpoint ships them (86 ``ctc_decoder.*`` and
+``ctc.*`` tensors at full size). MODEL-NOTES lists no other difference in its files.
+
 The flat layout (``"flat"``), which earlier replicas used: ``model.pt`` is the plain state
-dict and config.yaml has no CTC entries. Both must load.
+dict and config.yaml has no CTC entries. All three must load.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ __all__ = [
 
 LLM_DIR: Final = "Qwen3-0.6B"
 
-Layout = Literal["release", "flat"]
+Layout = Literal["release", "nano", "flat"]
 LAYOUTS: Final[tuple[Layout, ...]] = get_args(Layout)
 
 
@@ -65,10 +69,16 @@ class ReplicaDims:
     llm_head_dim: int
     llm_ffn: int
     llm_vocab: int | None
-    # The CTC decoder config.yaml declares (release layout; never in model.pt). Its width is
-    # the encoder's: funasr sizes the CTC output layer from the encoder output.
+    # The CTC decoder config.yaml declares (release and nano layouts; its tensors are in
+    # model.pt only in the nano one). Its width is the encoder's: funasr sizes the CTC output
+    # layer (encoder width × ctc_vocab) from the encoder output.
     ctc_ffn: int
     ctc_layers: int
+    ctc_vocab: int
+
+
+# The release states no CTC vocabulary size and funasr defaults to the real one.
+_RELEASE_CTC_VOCAB: Final = 60_515
 
 
 FULL_DIMS: Final = ReplicaDims(
@@ -89,6 +99,7 @@ FULL_DIMS: Final = ReplicaDims(
     llm_vocab=151_936,
     ctc_ffn=2048,
     ctc_layers=5,
+    ctc_vocab=_RELEASE_CTC_VOCAB,
 )
 
 TINY_DIMS: Final = ReplicaDims(
@@ -109,11 +120,13 @@ TINY_DIMS: Final = ReplicaDims(
     llm_vocab=None,
     ctc_ffn=64,
     ctc_layers=2,
+    ctc_vocab=64,
 )
 
 
 def config_yaml(dims: ReplicaDims, layout: Layout) -> dict[str, Any]:
-    """config.yaml as in the release; the flat layout leaves the CTC entries out."""
+    """config.yaml as in the release (nano: the same); the flat layout leaves the CTC entries
+    out."""
     config: dict[str, Any] = {
         "model": "FunASRNano",
         "model_conf": {"lsm_weight": 0.1, "length_normalized_loss": True},
@@ -160,7 +173,7 @@ def config_yaml(dims: ReplicaDims, layout: Layout) -> dict[str, Any]:
             "freeze": True,
         },
     }
-    if layout == "release":
+    if layout != "flat":
         config |= _ctc_entries(dims)
     config |= {
         "frontend": "WavFrontend",
@@ -177,7 +190,7 @@ def config_yaml(dims: ReplicaDims, layout: Layout) -> dict[str, Any]:
         "tokenizer": "HuggingfaceTokenizer",
         "tokenizer_conf": {"init_param_path": LLM_DIR},
     }
-    if layout == "release":
+    if layout != "flat":
         config["dataset_conf"] = {
             "ctc_tokenizer": "SenseVoiceTokenizer",
             "ctc_target_normalize": True,
@@ -209,11 +222,17 @@ def _ctc_entries(dims: ReplicaDims) -> dict[str, Any]:
             "reduce": True,
             "ignore_nan_grad": True,
         },
-    }
+    } | _ctc_vocab_entry(dims)
+
+
+def _ctc_vocab_entry(dims: ReplicaDims) -> dict[str, int]:
+    """``ctc_vocab_size`` where it differs from funasr's default (tiny replicas), so that the
+    CTC output layer funasr builds matches the nano layout's tensors and stays tiny."""
+    return {} if dims.ctc_vocab == _RELEASE_CTC_VOCAB else {"ctc_vocab_size": dims.ctc_vocab}
 
 
 def configuration_json() -> dict[str, Any]:
-    """The same in both layouts: funasr reads only ``file_path_metas`` here.
+    """The same in every layout: funasr reads only ``file_path_metas`` here.
 
     Without this file AutoModel tries to reach a hub; funasr's download_from_ms joins each
     relative path to the folder and lets it override config.yaml's entry of the same key.
@@ -264,8 +283,8 @@ def qwen3_config(dims: ReplicaDims, vocab_size: int, bos_id: int, eos_id: int) -
 
 
 def save_checkpoint(state: dict[str, torch.Tensor], path: Path, layout: Layout) -> None:
-    """model.pt: wrapped as ``{"state_dict": ...}`` like the release, or the plain dict."""
-    torch.save({"state_dict": state} if layout == "release" else state, path)
+    """model.pt: wrapped as ``{"state_dict": ...}`` like the releases, or the plain dict."""
+    torch.save(state if layout == "flat" else {"state_dict": state}, path)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

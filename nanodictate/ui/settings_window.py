@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 
 from nanodictate import settings as S
 from nanodictate.core.hotkeys import Hotkey
-from nanodictate.core.languages import language_for
+from nanodictate.core.languages import language_for, languages_of
 from nanodictate.core.text_steps.replacements import replacement_problems
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,29 @@ class SettingsWindow(QDialog):
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.Apply).clicked.connect(self.apply)
         layout.addWidget(buttons)
+        self._model_combo().currentIndexChanged.connect(self._offer_languages_of_chosen_model)
+        self._offer_languages_of_chosen_model()
         settings.add_listener(self._on_setting)
+
+    def _model_combo(self) -> QComboBox:
+        combo = self.editors[S.MODEL.name].widget
+        assert isinstance(combo, QComboBox)
+        return combo
+
+    def _offer_languages_of_chosen_model(self) -> None:
+        """Fill the Language combo with the languages of the model chosen in this window (not
+        yet applied, perhaps): Fun-ASR-Nano has 3 of MLT-Nano's 31. A language the model lacks
+        gives way to the default one, which both models have."""
+        combo = self.editors[S.LANGUAGE.name].widget
+        assert isinstance(combo, QComboBox)
+        current = combo.currentData()
+        combo.blockSignals(True)  # the items change, not the user's choice
+        combo.clear()
+        for language in languages_of(self._model_combo().currentData()):
+            combo.addItem(language.native_name, language.code)
+        index = combo.findData(current)
+        combo.setCurrentIndex(index if index >= 0 else max(0, combo.findData(S.LANGUAGE.default)))
+        combo.blockSignals(False)
 
     def showEvent(self, event: QShowEvent) -> None:
         # Spontaneous shows come from the window system (un-minimizing): keep the user's size.

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QDialogButtonBox, QPlainTextEdit
+from PySide6.QtWidgets import QComboBox, QDialogButtonBox, QPlainTextEdit
 
 from nanodictate import settings as S
 from nanodictate.ui.settings_store import IniFileStore
@@ -208,3 +208,32 @@ def test_replacement_rules_are_checked_before_they_are_saved(
     assert not window.isVisible()
     assert window.error_label.text() == ""
     assert window.settings.get(S.REPLACEMENTS) == good
+
+
+def _codes(combo: QComboBox) -> list[str]:
+    return [combo.itemData(index) for index in range(combo.count())]
+
+
+def test_language_combo_offers_only_the_chosen_models_languages(
+    window: SettingsWindow, qtbot: Any
+) -> None:
+    settings = window.settings
+    languages = window.editors[S.LANGUAGE.name].widget
+    model = window.editors[S.MODEL.name].widget
+    assert isinstance(languages, QComboBox) and isinstance(model, QComboBox)
+    assert len(_codes(languages)) == 31 and languages.currentData() == "en"
+
+    # Chosen in the window: the list follows before anything is applied.
+    languages.setCurrentIndex(languages.findData("ja"))
+    model.setCurrentIndex(model.findData("fun-asr-nano"))
+    assert _codes(languages) == ["zh", "en", "ja"] and languages.currentData() == "ja"
+    assert languages.itemText(0) == "中文" and settings.get(S.MODEL) == "fun-asr-mlt-nano"
+    _click_ok(window)
+    assert (settings.get(S.MODEL), settings.get(S.LANGUAGE)) == ("fun-asr-nano", "ja")
+
+    # Changed outside (the tray): back to 31, then Korean, which Fun-ASR-Nano lacks.
+    settings.set(S.MODEL, "fun-asr-mlt-nano")
+    assert len(_codes(languages)) == 31 and languages.currentData() == "ja"
+    settings.set(S.LANGUAGE, "ko")
+    settings.set(S.MODEL, "fun-asr-nano")
+    assert _codes(languages) == ["zh", "en", "ja"] and languages.currentData() == "en"
