@@ -1,9 +1,11 @@
-"""What the benchmark scripts share: the machine they ran on and the full-size replica."""
+"""What the benchmark scripts share: the machine they ran on, the full-size replica, and the
+memory figures of a measuring process."""
 
 from __future__ import annotations
 
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,36 @@ def gpu_memory_used() -> int | None:
     """Bytes in use on GPU 0, all processes together (nvidia-smi)."""
     rows = _nvidia_smi("--query-gpu=memory.used")
     return None if not rows else int(float(rows[0][0])) << 20
+
+
+def rss() -> int:
+    """This process's resident memory, in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss() -> int:
+    """This process's resident high-water mark, in bytes."""
+    # ru_maxrss is the process's high-water mark, in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cuda_figures() -> dict[str, int]:
+    """torch's and the driver's view of this process's GPU memory; empty without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    free, total = torch.cuda.mem_get_info()
+    figures = {
+        "cuda_allocated": int(torch.cuda.memory_allocated()),
+        "cuda_reserved": int(torch.cuda.memory_reserved()),
+        "cuda_peak_allocated": int(torch.cuda.max_memory_allocated()),
+        "cuda_peak_reserved": int(torch.cuda.max_memory_reserved()),
+        "cuda_used_on_device": int(total - free),  # all processes, contexts included
+    }
+    held = (gpu_memory_of_processes() or {}).get(os.getpid())
+    if held is not None:
+        figures["cuda_nvidia_smi_process"] = held  # this process, its context included
+    return figures

@@ -19,53 +19,24 @@ import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import llamacpp
+from common import cuda_figures, peak_rss, rss
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 2**20
 
 
 # ------------------------------------------------------------------------ measuring
-
-
-def rss() -> int:
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
-
-
-def peak_rss() -> int:
-    # ru_maxrss is the process's high-water mark, in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def cuda_figures() -> dict[str, int]:
-    import torch
-    from common import gpu_memory_of_processes
-
-    if not torch.cuda.is_available():
-        return {}
-    free, total = torch.cuda.mem_get_info()
-    figures = {
-        "cuda_allocated": int(torch.cuda.memory_allocated()),
-        "cuda_reserved": int(torch.cuda.memory_reserved()),
-        "cuda_peak_allocated": int(torch.cuda.max_memory_allocated()),
-        "cuda_peak_reserved": int(torch.cuda.max_memory_reserved()),
-        "cuda_used_on_device": int(total - free),  # all processes, contexts included
-    }
-    held = (gpu_memory_of_processes() or {}).get(os.getpid())
-    if held is not None:
-        figures["cuda_nvidia_smi_process"] = held  # this process, its context included
-    return figures
 
 
 @contextmanager
@@ -93,7 +64,8 @@ def timed_calls(owner: Any, name: str, into: list[float]) -> Iterator[None]:
 
 
 class TokenClock:
-    """A generate() streamer that notes when each new token comes out.
+    """A token streamer (``generate(streamer=…)``, or our decode loop's, which calls it the
+    same way) that notes when each new token comes out.
 
     The first token ends the prefill (one forward over prompt and audio embeddings); the
     time between the first and the last token, over their count, is the decode rate.
@@ -112,18 +84,20 @@ class TokenClock:
 
 
 @contextmanager
-def token_clocks(llm: Any, into: list[TokenClock]) -> Iterator[None]:
-    original = llm.generate
+def token_clocks(generator: Any, into: list[TokenClock]) -> Iterator[None]:
+    """A new `TokenClock` for every call of ``generator.generate`` (the LLM's, or the
+    engine's decode loop: both take ``streamer=``)."""
+    original = generator.generate
 
     def generate(*args: Any, **kwargs: Any) -> Any:
         into.append(TokenClock())
         return original(*args, streamer=into[-1], **kwargs)
 
-    llm.generate = generate
+    generator.generate = generate
     try:
         yield
     finally:
-        llm.generate = original
+        generator.generate = original
 
 
 def utterance(seconds: float, speech_dir: str | None = None) -> Any:
@@ -181,7 +155,11 @@ def measure_ours(args: argparse.Namespace) -> dict[str, Any]:
     result["load_peak_rss"] = peak_rss()
     result["loaded_rss"] = rss()
     result.update({f"loaded_{k}": v for k, v in cuda_figures().items()})
-    result.update(infer(first, audio, args, lambda e: e._loaded.automodel.model))
+    loaded = first._loaded
+    assert loaded is not None
+    generator = loaded.automodel.model.llm if loaded.decoder is None else loaded.decoder
+    result.update(infer(first, audio, args, loaded.automodel.model, generator))
+    del loaded, generator  # the unload below must free the model
     result["after_inference_rss"] = rss()
     first.unload()
     result["unloaded_rss"] = rss()
@@ -250,7 +228,7 @@ def measure_default(args: argparse.Namespace) -> dict[str, Any]:
                     llm_kwargs={"min_new_tokens": args.tokens},
                 )
 
-    result.update(infer(Facade(), audio, args, lambda _: model.model))
+    result.update(infer(Facade(), audio, args, model.model, model.model.llm))
     result["after_inference_rss"] = rss()
     del model
     gc.collect()
@@ -265,14 +243,15 @@ def measure_default(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def infer(
-    runner: Any, audio: dict[float, Any], args: argparse.Namespace, model_of: Callable[[Any], Any]
+    runner: Any, audio: dict[float, Any], args: argparse.Namespace, model: Any, generator: Any
 ) -> dict[str, Any]:
-    model = model_of(runner)
+    """Latency, encoder, prefill and per-token times of ``runner.transcribe``; ``model`` is
+    funasr's model (its encoder is timed), ``generator`` what makes the tokens."""
     encoder_times: list[float] = []
     clocks: list[TokenClock] = []
     out: dict[str, Any] = {}
     runner.transcribe(audio[5.0], 16000, language="en")  # warm-up: first-call allocations
-    with timed_calls(model, "encode", encoder_times), token_clocks(model.llm, clocks):
+    with timed_calls(model, "encode", encoder_times), token_clocks(generator, clocks):
         for seconds, samples in audio.items():
             encoder_times.clear()
             clocks.clear()
@@ -362,6 +341,20 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+def llamacpp_peer(args: argparse.Namespace) -> dict[str, Any]:
+    """llama.cpp's CPU runtime on the same decoder shapes (bench/llamacpp.py), run after our
+    sides so both figures come from one run on one machine."""
+    if args.smoke:
+        return {"skipped": "smoke run (the peer is converted and timed in the full run only)"}
+    if args.device != "cpu":
+        return {"skipped": f"our side ran on {args.device}; the peer is llama.cpp's CPU runtime"}
+    try:
+        return llamacpp.section(Path(args.replica), args.threads, args.tokens, args.timeout)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        # Our columns are measured by now: a failing peer is reported, not fatal.
+        return {"skipped": f"failed: {error}"}
 
 
 def run_side(side: str, precision: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -495,6 +488,7 @@ def main() -> int:
                 # (after each idle unload) reads the cache. Both are measured.
                 columns["ours int8 first"] = derive(run_side("ours", precision, args))
             columns[f"ours {precision}"] = derive(run_side("ours", precision, args))
+        peers = llamacpp_peer(args)
 
     app_at_rest: dict[str, Any] | None = None
     if not args.no_app:
@@ -515,6 +509,10 @@ def main() -> int:
     )
     print(header)
     print(table(columns, "default fp32"))
+    ours = {name: column["decode_ms_per_token"] for name, column in columns.items()}
+    ours.pop("ours int8 first", None)  # the same decode as "ours int8"
+    ours.pop("default fp32")
+    print(llamacpp.table(peers, ours))
     if app_at_rest is not None:
         print(
             f"tray app at rest: launch → 'started' {app_at_rest['launch_to_started_s']:.2f} s "
@@ -534,6 +532,7 @@ def main() -> int:
                 "threads": args.threads,
                 "results": columns,
                 "app_at_rest": app_at_rest,
+                "llamacpp": peers,
             },
             indent=2,
         )

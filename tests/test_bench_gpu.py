@@ -88,6 +88,8 @@ def test_the_gpu_command_runs_its_whole_logic_on_the_cpu(tmp_path: Path) -> None
     tiers = cases["tiers"]
     assert tiers["load_s"] > 0 and tiers["worker_start_and_load_s"] > 0, tiers
     assert cases["layer"]["bf16_ms_per_call"] > 0, cases["layer"]
+    assert cases["decode-loop"]["loop_ms_per_token"] > 0, cases["decode-loop"]
+    assert cases["decode-loop"]["same_text"] is True, cases["decode-loop"]
     assert all(cases[name] == {"skipped": "needs CUDA"} for name in ("oom-load", "oom-decode"))
     table = (out / "gpu.md").read_text()
     assert "| decode (ms/token) |" in table and "| idle tier |" in table

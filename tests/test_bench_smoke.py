@@ -38,6 +38,33 @@ def test_bench_smoke_runs_both_sides_and_writes_json(tmp_path: Path) -> None:
     assert columns["ours int8"]["load_from_cache"] is True
     app = summary["app_at_rest"]
     assert app["rss_at_rest_mb"] > 0 and app["torch_loaded"] == 0.0
+    # llama.cpp is converted and timed in the full run only: the smoke run says it skipped it.
+    assert summary["llamacpp"]["skipped"].startswith("smoke run")
+    assert "llama.cpp peer: skipped — smoke run" in done.stdout
+
+
+def test_llamacpp_peer_reads_the_replica_decoder_as_a_hugging_face_qwen3(
+    flat_replica: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What llama.cpp's converter is given is the replica's decoder, whole: a Qwen3 folder
+    transformers loads without a missing or unexpected tensor, holding the ``llm.*`` weights."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import llamacpp
+
+    folder = llamacpp.export_hf_decoder(flat_replica, tmp_path / "hf")
+    model, info = Qwen3ForCausalLM.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    checkpoint = torch.load(flat_replica / "model.pt", weights_only=True)
+    state = checkpoint.get("state_dict", checkpoint)
+    exported = model.state_dict()
+    decoder = {name.removeprefix("llm."): t for name, t in state.items() if name.startswith("llm.")}
+    assert decoder and all(torch.equal(exported[n].to(t.dtype), t) for n, t in decoder.items())
+    # The floor's byte count is every matrix a token multiplies by: the projections and the head.
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    assert llamacpp.int8_weight_bytes(model.config.to_dict()) == linear
 
 
 @pytest.mark.timeout(900)

@@ -17,6 +17,7 @@ import pytest
 from tests_support import GIB, SimulatedMemory
 
 from nanodictate.core.asr.engine import Engine, ModelSize, join_texts, plan_placement
+from nanodictate.core.asr.model_load import ModelLoader
 from nanodictate.core.errors import (
     AudioInputError,
     EngineStateError,
@@ -54,15 +55,15 @@ def hello() -> np.ndarray:
 
 
 def _count_llm_calls(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    llm = engine._loaded.automodel.model.llm  # type: ignore[union-attr]
+    decoder = engine._loaded.decoder  # type: ignore[union-attr]
     calls: list[int] = []
-    original = llm.generate
+    original = decoder.generate
 
     def counting(*args: object, **kwargs: object) -> object:
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(llm, "generate", counting)
+    monkeypatch.setattr(decoder, "generate", counting)
     return calls
 
 
@@ -116,11 +117,11 @@ def test_two_minute_recording_is_split_at_pauses(
 def test_the_output_head_computes_logits_for_the_last_position_only(
     engine: Engine, hello: np.ndarray
 ) -> None:
-    """transformers' generate passes logits_to_keep=1: the prefill runs the 151,936-row head
-    on one position, not on the hundreds of the prompt and audio."""
+    """The decode loop runs the 151,936-row head on one position, also in the prefill, not
+    on the hundreds of the prompt and audio (as transformers' logits_to_keep=1 did)."""
     engine.load("int8", "cpu")
     llm = engine._loaded.automodel.model.llm  # type: ignore[union-attr]
-    first_layer = llm.model.layers[0].self_attn.q_proj
+    first_layer = llm.model.layers[0].self_attn.qkv_proj
     head_rows: list[int] = []
     layer_rows: list[int] = []
     hooks = [
@@ -481,17 +482,17 @@ def test_gpu_out_of_memory_while_loading_falls_back_simulated_gpu(
     import torch
 
     engine = _engine(models_root, tmp_path, memory_probe=SimulatedMemory(16 * GIB, 8 * GIB))
-    monkeypatch.setattr(engine, "_gpu_bf16", lambda device: True)
+    monkeypatch.setattr(ModelLoader, "_gpu_bf16", staticmethod(lambda device: True))
     tried: list[tuple[str, str]] = []
-    build = engine._build
+    build = ModelLoader._build
 
-    def building(placement: Any, checkpoint: Path) -> Any:
+    def building(loader: ModelLoader, placement: Any, checkpoint: Path) -> Any:
         tried.append((placement.precision.value, placement.device))
         if tried[-1] in oom_on:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return build(dataclasses.replace(placement, device="cpu"), checkpoint)
+        return build(loader, dataclasses.replace(placement, device="cpu"), checkpoint)
 
-    monkeypatch.setattr(engine, "_build", building)
+    monkeypatch.setattr(ModelLoader, "_build", building)
     report = engine.load("bf16", "auto")
     assert tried == [("bf16", "cuda"), *sorted(oom_on - {("bf16", "cuda")}), expected]
     assert (report.precision.value, report.device) == expected

@@ -13,7 +13,9 @@ Each case prints one JSON line. The cases:
   although the driver reports plenty free: BF16 runs out of memory while loading;
 * ``oom-decode``: INT8 loads, then the cap drops to what is allocated: the next dictation
   runs out of memory while decoding;
-* ``layer``: the CUDA INT8 output head (151,936 × 1024) alone — its transient and ms/call.
+* ``layer``: the CUDA INT8 output head (151,936 × 1024) alone — its transient and ms/call;
+* ``decode-loop``: INT8 ms/token of our decode loop (CUDA graph) and funasr's generate(),
+  and whether their texts are the same.
 
 The OOM cases say "simulated" in the table: the limits are imposed in the process.
 """
@@ -215,7 +217,38 @@ def layer(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def decode_loop(args: argparse.Namespace) -> dict[str, Any]:
+    """INT8: our decode loop (a CUDA graph per token on a GPU) against funasr's generate():
+    the same text (the engine's features do not dither), and ms/token of each (decode time at
+    ``tokens`` minus at 8 tokens, over the difference; median of 5)."""
+    import statistics
+
+    from nanodictate.core.asr.engine import Engine
+
+    audio = speech(args, 5)
+    out: dict[str, Any] = {}
+    texts: dict[str, str] = {}
+    for name, loop in (("generate", False), ("loop", True)):
+        engine = Engine(
+            Path(args.replica), cache_dir=Path(args.cache), threads=args.threads, decoder_loop=loop
+        )
+        engine.load("int8", args.device)
+        texts[name] = engine.transcribe(audio, 16000).text
+        per_token = []
+        for _ in range(6):  # the first round warms up (and captures the graph)
+            times = []
+            for tokens in (8, args.tokens):
+                engine.decode_tokens = tokens
+                times.append(engine.transcribe(audio, 16000).timings["decode"])
+            per_token.append(1000 * (times[1] - times[0]) / (args.tokens - 8))
+        out[f"{name}_ms_per_token"] = statistics.median(per_token[1:])
+        engine.unload()
+    out["same_text"] = texts["loop"] == texts["generate"]
+    return out
+
+
 CASES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "decode-loop": decode_loop,
     "tiers": tiers,
     "oom-planned": oom_planned,
     "oom-load": oom_load,

@@ -56,6 +56,7 @@ ORDER = (
     ("cases", "oom-planned"),
     ("columns", "ours fp32"),
     ("cases", "layer"),
+    ("cases", "decode-loop"),
 )
 
 
@@ -169,6 +170,8 @@ def report(summary: dict[str, Any]) -> str:
             lines.append(f"{name} (simulated): {json.dumps(cases[name])}")
     if "layer" in cases:
         lines.append(f"INT8 output head alone: {json.dumps(cases['layer'])}")
+    if "decode-loop" in cases:
+        lines.append(f"INT8 decode loop against generate(): {json.dumps(cases['decode-loop'])}")
     return "\n".join(lines) + "\n"
 
 

@@ -3,14 +3,7 @@
 One ``Engine`` is driven from one worker thread (the tray app's QThread or the CLI's main
 thread). Nothing heavy is imported until ``load``: importing this module costs no torch.
 
-Loading, in order:
-1. decide precision and device from the memory that is free (fall back to INT8, then CPU),
-   and the LLM's compute dtype from the GPU (fp32 where it has no bf16; `placement`);
-2. verify the model folder (clear message for a missing or damaged file);
-3. let funasr's AutoModel parse the folder and build tokenizer, frontend and model — the
-   model with parameters on the meta device — while our loader fills the weights from a
-   memory-mapped checkpoint (or, for INT8, from the quantized cache made on first use);
-4. load the FSMN-VAD model, which guards the LLM against silence and splits long audio.
+Loading (placement, the build and its fallbacks, the VAD model) is `model_load`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +14,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,16 +22,15 @@ import numpy as np
 from nanodictate.core.asr import memory, model_build
 from nanodictate.core.asr.chunks import join_texts as join_texts
 from nanodictate.core.asr.chunks import plan_chunks
+from nanodictate.core.asr.model_load import LoadedModel, ModelLoader, load_report
 from nanodictate.core.asr.placement import MemoryProbe as MemoryProbe
 from nanodictate.core.asr.placement import ModelSize as ModelSize
 from nanodictate.core.asr.placement import Placement as Placement
 from nanodictate.core.asr.placement import SystemMemoryProbe as SystemMemoryProbe
-from nanodictate.core.asr.placement import gpu_has_native_bf16, placement_after_gpu_oom
 from nanodictate.core.asr.placement import plan_placement as plan_placement
 from nanodictate.core.audio_input import SAMPLE_RATE, prepare_audio
 from nanodictate.core.errors import EngineStateError, OutOfMemoryError
 from nanodictate.core.languages import language_for
-from nanodictate.core.models.store import FUN_ASR_MLT_NANO, verify_model_folder
 from nanodictate.core.transcriber import (
     Capabilities,
     DeviceChoice,
@@ -52,7 +43,7 @@ from nanodictate.core.transcriber import (
 )
 
 if TYPE_CHECKING:
-    from nanodictate.core.asr.vad import SpeechDetector
+    from nanodictate.core.live_segments import LiveStep
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +52,6 @@ MAX_CHUNK_SECONDS = 20.0
 # Generous for fast speech (≈4–6 tokens per second), yet stops a looping decoder early.
 TOKENS_PER_SECOND_CAP = 10
 MIN_TOKEN_CAP = 24
-
-
-@dataclass
-class _Loaded:
-    automodel: Any
-    placement: Placement
-    llm_dtype: str
-    detector: SpeechDetector | None
-    # What was asked for: after a fallback the same request must not reload every time.
-    requested: tuple[Precision, DeviceChoice]
-
-
-def _report(placement: Placement, seconds: float, from_cache: bool) -> LoadReport:
-    return LoadReport(
-        placement.precision,
-        placement.device,
-        seconds,
-        from_cache,
-        placement.fallback_reason,
-        compute_dtype=placement.compute_dtype,
-        compute_note=placement.compute_note,
-    )
 
 
 def default_threads() -> int:
@@ -98,7 +67,7 @@ class Engine:
     """
 
     capabilities = Capabilities(
-        can_offload=True, partial_text=False, remote=False, unload_frees_process=False
+        can_offload=True, partial_text=True, remote=False, unload_frees_process=False
     )
 
     def __init__(
@@ -110,16 +79,21 @@ class Engine:
         threads: int | None = None,
         memory_probe: MemoryProbe | None = None,
         decode_tokens: int | None = None,
+        decoder_loop: bool = True,
     ) -> None:
-        """``decode_tokens`` pins the number of generated tokens (benchmarks only)."""
+        """``decode_tokens`` pins the number of generated tokens (benchmarks only; they may
+        change the attribute between calls).
+        ``decoder_loop=False`` decodes with funasr's ``generate()`` instead of our loop
+        (`decoder_loop.GreedyDecoder`): the benchmark's comparison."""
         self.model_dir = Path(model_dir)
         self.vad_dir = None if vad_dir is None else Path(vad_dir)
         self.cache_dir = Path(cache_dir)
         self.threads = threads or default_threads()
         self._probe: MemoryProbe = memory_probe or SystemMemoryProbe()
-        self._decode_tokens = decode_tokens
+        self.decode_tokens = decode_tokens
+        self._decoder_loop = decoder_loop
         self._lock = threading.RLock()
-        self._loaded: _Loaded | None = None
+        self._loaded: LoadedModel | None = None
         self._state = EngineState.UNLOADED
         self.on_state_change: Callable[[EngineState], None] | None = None
 
@@ -152,119 +126,27 @@ class Engine:
             if loaded is not None and loaded.requested == (precision, device):
                 if self._state is EngineState.OFFLOADED:
                     self._restore_to_gpu(loaded)
-                return _report(loaded.placement, 0.0, from_cache=True)
+                return load_report(loaded.placement, 0.0, from_cache=True)
             if loaded is not None:
+                del loaded  # its decoder holds the old weights: the unload must free them
                 self.unload()
             self._set_state(EngineState.LOADING)
+            loader = ModelLoader(
+                self.model_dir,
+                self.vad_dir,
+                self.cache_dir,
+                self.threads,
+                self._probe,
+                self._decoder_loop,
+            )
             try:
-                report = self._load(precision, device)
+                self._loaded, report = loader.load(precision, device)
             except BaseException:
                 self._drop()
                 self._set_state(EngineState.UNLOADED)
                 raise
             self._set_state(EngineState.READY)
             return report
-
-    def _load(self, precision: Precision, device: DeviceChoice) -> LoadReport:
-        started = time.perf_counter()
-        verify_model_folder(FUN_ASR_MLT_NANO, self.model_dir)
-        checkpoint_path = self._checkpoint_path()
-
-        import torch
-
-        torch.set_num_threads(self.threads)
-        placement = plan_placement(
-            precision,
-            device,
-            self._model_size(checkpoint_path),
-            self._probe,
-            gpu_bf16=self._gpu_bf16(device),
-        )
-        if placement.fallback_reason:
-            log.warning(
-                "Loading %s on %s instead of %s: %s",
-                placement.precision.value,
-                placement.device,
-                precision.value,
-                placement.fallback_reason,
-            )
-        from nanodictate.core.asr.weights import StaleCacheError
-
-        automodel: Any = None
-        try:
-            try:
-                automodel, from_cache = self._build(placement, checkpoint_path)
-            except StaleCacheError:
-                automodel, from_cache = self._build(placement, checkpoint_path)
-        except torch.cuda.OutOfMemoryError:
-            if placement.device != "cuda":
-                raise
-        if automodel is None:
-            # Out of the except block: its traceback held the half-built model's GPU tensors.
-            placement = self._placement_after_load_oom(placement, device, checkpoint_path)
-            try:
-                automodel, from_cache = self._build(placement, checkpoint_path)
-            except torch.cuda.OutOfMemoryError:
-                if placement.device != "cuda":
-                    raise
-                self._drop()
-                placement = Placement(Precision.INT8, "cpu", placement.fallback_reason)
-                automodel, from_cache = self._build(placement, checkpoint_path)
-
-        detector = self._load_detector()
-        self._loaded = _Loaded(
-            automodel, placement, placement.compute_dtype, detector, (precision, device)
-        )
-        seconds = time.perf_counter() - started
-        log.info(
-            "Model loaded: %s on %s, %s compute%s, in %.1f s%s",
-            placement.precision.value,
-            placement.device,
-            placement.compute_dtype,
-            f" ({placement.compute_note})" if placement.compute_note else "",
-            seconds,
-            " (INT8 cache)" if from_cache else "",
-        )
-        return _report(placement, seconds, from_cache)
-
-    @staticmethod
-    def _gpu_bf16(device: DeviceChoice) -> bool:
-        return device is DeviceChoice.CPU or gpu_has_native_bf16()
-
-    def _placement_after_load_oom(
-        self, failed: Placement, device: DeviceChoice, checkpoint_path: Path
-    ) -> Placement:
-        self._drop()
-        log.warning("CUDA out of memory while loading %s; falling back", failed.precision.value)
-        size = self._model_size(checkpoint_path)
-        return placement_after_gpu_oom(failed, device, size, self._probe, self._gpu_bf16(device))
-
-    def _model_size(self, checkpoint_path: Path) -> ModelSize:
-        return model_build.model_size(checkpoint_path)
-
-    def _checkpoint_path(self) -> Path:
-        return model_build.checkpoint_path(self.model_dir)
-
-    def _build(self, placement: Placement, checkpoint_path: Path) -> tuple[Any, bool]:
-        return model_build.build_model(
-            self.model_dir,
-            placement,
-            checkpoint_path,
-            cache_dir=self.cache_dir,
-            threads=self.threads,
-        )
-
-    def _load_detector(self) -> SpeechDetector | None:
-        if self.vad_dir is None:
-            log.warning("No VAD model: silence is not filtered and long audio is cut blindly")
-            return None
-        from nanodictate.core.asr.vad import SpeechDetector
-        from nanodictate.core.models.store import FSMN_VAD
-
-        verify_model_folder(FSMN_VAD, self.vad_dir)
-        detector = SpeechDetector(self.vad_dir, threads=1)
-        detector.load()
-        return detector
 
     # ------------------------------------------------------------------------ transcribe
 
@@ -308,8 +190,52 @@ class Engine:
                 timings,
             )
 
+    def transcribe_settled(
+        self,
+        audio: np.ndarray[Any, Any],
+        *,
+        language: str = "en",
+        hotwords: Sequence[str] = (),
+        itn: bool = True,
+        guess_open: bool = False,
+    ) -> LiveStep:
+        """While a recording goes on: decode the chunks at the start of ``audio`` (16 kHz,
+        the part of the recording not transcribed yet) that later audio can no longer change
+        (`core.live_segments.plan_live`: the cuts `transcribe` would make in the whole
+        recording); with ``guess_open``, also a guess at the rest, for the live preview.
+        Never loads the model; without a VAD model nothing settles."""
+        from nanodictate.core.live_segments import LiveStep, SettledChunk, plan_live
+
+        chosen = language_for(language)
+        samples = prepare_audio(audio, SAMPLE_RATE)
+        with self._lock:
+            loaded = self._loaded
+            if loaded is None:
+                raise EngineStateError("The speech model is not loaded.")
+            if self._state is EngineState.OFFLOADED:
+                self._restore_to_gpu(loaded)
+            if loaded.detector is None:
+                return LiveStep((), None, 0.0, 0.0)
+            plan = plan_live(loaded.detector.speech_segments(samples), len(samples))
+            words = [w.strip() for w in hotwords if w.strip()]
+            started = time.perf_counter()
+            settled = tuple(
+                SettledChunk(
+                    s, e, self._decode(loaded, samples[s:e], chosen.prompt_name, words, itn)
+                )
+                for s, e in plan.settled
+            )
+            guessed = plan.open if guess_open else []
+            texts = [
+                self._decode(loaded, samples[s:e], chosen.prompt_name, words, itn)
+                for s, e in guessed
+            ]
+            decoded = sum(e - s for s, e in [*plan.settled, *guessed]) / SAMPLE_RATE
+            open_text = join_texts(texts) if guessed else None
+            return LiveStep(settled, open_text, decoded, time.perf_counter() - started)
+
     def _speech_chunks(
-        self, loaded: _Loaded, samples: np.ndarray[Any, Any], timings: dict[str, float]
+        self, loaded: LoadedModel, samples: np.ndarray[Any, Any], timings: dict[str, float]
     ) -> list[tuple[int, int]]:
         total = len(samples)
         if loaded.detector is None:
@@ -324,7 +250,7 @@ class Engine:
 
     def _decode(
         self,
-        loaded: _Loaded,
+        loaded: LoadedModel,
         chunk: np.ndarray[Any, Any],
         prompt_language: str,
         hotwords: list[str],
@@ -333,24 +259,24 @@ class Engine:
         import torch
 
         from nanodictate.core.asr.funasr_runtime import quiet
+        from nanodictate.core.asr.loop_inference import ChunkRequest, transcribe_chunk
 
         seconds = len(chunk) / SAMPLE_RATE
-        options: dict[str, Any] = {
-            "language": prompt_language,
-            "hotwords": hotwords,
-            "itn": itn,
-            "llm_dtype": loaded.llm_dtype,
-            "max_length": max(MIN_TOKEN_CAP, math.ceil(seconds * TOKENS_PER_SECOND_CAP)),
-        }
-        if self._decode_tokens is not None:
-            options["max_length"] = self._decode_tokens
-            options["llm_kwargs"] = {"min_new_tokens": self._decode_tokens}
+        cap = max(MIN_TOKEN_CAP, math.ceil(seconds * TOKENS_PER_SECOND_CAP))
+        request = ChunkRequest(
+            prompt_language,
+            hotwords,
+            itn,
+            loaded.llm_dtype,
+            max_new_tokens=cap if self.decode_tokens is None else self.decode_tokens,
+            min_new_tokens=self.decode_tokens or 0,
+        )
         # funasr takes a float32 torch tensor for Nano (a numpy array raises TypeError).
         tensor = torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
         out_of_memory = False
         try:
             with torch.inference_mode(), quiet():
-                results = loaded.automodel.generate(input=tensor, **options)
+                text = transcribe_chunk(loaded.automodel, loaded.decoder, tensor, request)
         except torch.cuda.OutOfMemoryError:
             out_of_memory = True
         if out_of_memory:
@@ -359,9 +285,7 @@ class Engine:
             self._fall_back_after_cuda_oom()
             assert self._loaded is not None
             return self._decode(self._loaded, chunk, prompt_language, hotwords, itn)
-        if not results:
-            return ""
-        return str(results[0].get("text", "")).strip()
+        return text.strip()
 
     def _fall_back_after_cuda_oom(self) -> None:
         loaded = self._loaded
@@ -388,11 +312,13 @@ class Engine:
             if self._state is EngineState.OFFLOADED:
                 return True
             loaded.automodel.model.to("cpu")
+            if loaded.decoder is not None:
+                loaded.decoder.graph = None  # a CUDA graph holds the old weights' addresses
             memory.release_freed_memory()
             self._set_state(EngineState.OFFLOADED)
             return True
 
-    def _restore_to_gpu(self, loaded: _Loaded) -> None:
+    def _restore_to_gpu(self, loaded: LoadedModel) -> None:
         loaded.automodel.model.to("cuda")
         self._set_state(EngineState.READY)
 

@@ -192,6 +192,12 @@ def without_ctc(conf: Mapping[str, Any]) -> dict[str, Any]:
     return stripped
 
 
+# funasr's WavFrontend adds random noise of amplitude 1.0 to the samples before the fbank
+# (dither, a training-time augmentation) unless config.yaml says otherwise, so the same
+# recording could give a different text on each run. Dictation must be repeatable.
+DETERMINISTIC_FRONTEND: dict[str, Any] = {"dither": 0.0}
+
+
 def build_automodel(
     model_dir: Path,
     *,
@@ -202,10 +208,10 @@ def build_automodel(
     """``funasr.AutoModel`` for a local folder, with our loader in place of funasr's.
 
     AutoModel still parses the folder, builds the tokenizer, frontend and model class from
-    its registry, and later runs ``generate``. Three things differ: the model is built
+    its registry, and later runs ``generate``. Four things differ: the model is built
     without its CTC branch (`without_ctc`), with parameters on the meta device, and
     ``load_weights(model)`` fills them — funasr's deep-copying loader never runs
-    (``init_param=None``).
+    (``init_param=None``); and the fbank frontend does not dither (`DETERMINISTIC_FRONTEND`).
     """
     funasr = import_funasr()
     from funasr.register import tables
@@ -240,6 +246,8 @@ def build_automodel(
                 disable_pbar=True,
                 disable_log=True,
                 log_level="WARNING",
+                # merged into config.yaml's frontend_conf (AutoModel merges deeply)
+                frontend_conf=DETERMINISTIC_FRONTEND,
             )
     finally:
         tables.model_classes[class_name] = model_class

@@ -61,8 +61,13 @@ def build_model(
     *,
     cache_dir: Path,
     threads: int,
+    fuse_decoder: bool = False,
 ) -> tuple[Any, bool]:
-    """The AutoModel, and whether its INT8 weights came from the cache."""
+    """The AutoModel, and whether its INT8 weights came from the cache.
+
+    ``fuse_decoder`` packs INT8 q/k/v and gate/up projections as one matrix each, for
+    `decoder_loop.GreedyDecoder` (transformers' own forward then no longer runs).
+    """
     import torch
 
     from nanodictate.core.asr import weights
@@ -98,8 +103,13 @@ def build_model(
             cache = weights.open_cache(cache_path)
             if cache is None:
                 raise ModelCorruptError(f"The INT8 cache {cache_path} cannot be read back.")
+        fused = None
+        if fuse_decoder:
+            from nanodictate.core.asr.decoder_loop import fusion_groups
+
+            fused = {f"llm.{name}": group for name, group in fusion_groups(model.llm).items()}
         try:
-            weights.load_int8_weights(model, cache, target, compute)
+            weights.load_int8_weights(model, cache, target, compute, fused)
         except weights.StaleCacheError:
             log.warning("The INT8 cache does not fit this model; rebuilding it")
             del cache
@@ -111,6 +121,17 @@ def build_model(
     )
     memory.release_freed_memory()
     return automodel, from_cache
+
+
+def greedy_decoder(automodel: Any, compute_dtype: str) -> Any:
+    """Our decode loop over the loaded LLM (`decoder_loop.GreedyDecoder`; it fuses float
+    projections in place, INT8 ones were packed fused)."""
+    import torch
+
+    from nanodictate.core.asr.decoder_loop import GreedyDecoder
+
+    dtype = torch.bfloat16 if compute_dtype == "bf16" else torch.float32
+    return GreedyDecoder(automodel.model.llm, dtype)
 
 
 def release_automodel(automodel: Any) -> None:

@@ -301,12 +301,20 @@ def open_cache(path: Path) -> dict[str, Any] | None:
 
 
 def load_int8_weights(
-    model: nn.Module, cache: Mapping[str, Any], device: torch.device, activation_dtype: torch.dtype
+    model: nn.Module,
+    cache: Mapping[str, Any],
+    device: torch.device,
+    activation_dtype: torch.dtype,
+    fused: Mapping[str, tuple[str, tuple[str, ...]]] | None = None,
 ) -> None:
     """Swap in int8 layers from the cache and fill the remaining parameters.
 
     On the CPU the embedding rows stay memory-mapped: a dictation touches a few hundred of
     the 151,936 rows, so only those pages are ever resident.
+
+    ``fused`` maps a module's name to (fused layer name, the linear layers it replaces):
+    their rows are packed as one matrix (``decoder_loop.fusion_groups``), which costs the
+    same to pack as the parts and is multiplied in one call.
     """
     tensors: Mapping[str, torch.Tensor] = cache["tensors"]
     tied: Mapping[str, str] = cache["tied"]
@@ -346,6 +354,24 @@ def load_int8_weights(
         _release(weight_int8)
         return new
 
+    def fused_layer(names: tuple[str, ...]) -> nn.Module:
+        sources = [int8_source(name) for name in names]
+        weight_int8 = torch.cat([weight for weight, _ in sources])
+        scale = torch.cat([scale for _, scale in sources])
+        biases = [tensors.get(f"{name}.bias") for name in names]
+        bias = None if biases[0] is None else torch.cat([b for b in biases if b is not None])
+        for part, _ in sources:
+            _release(part)
+        if device.type == "cpu":
+            return DynamicInt8Linear(weight_int8, scale, bias)
+        placed_bias = None if bias is None else bias.to(device, activation_dtype)
+        return WeightOnlyInt8Linear(weight_int8.to(device), scale.to(device), placed_bias)
+
+    fused_parts = {
+        f"{module}.{part}": (module, fused_name, parts)
+        for module, (fused_name, parts) in (fused or {}).items()
+        for part in parts
+    }
     embedding_module: Int8Embedding | None = None
     if embedding is not None:
         weight_int8, scale = int8_source(embedding)
@@ -363,8 +389,18 @@ def load_int8_weights(
             # Each prepack leaves a freed temporary between long-lived packed weights;
             # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
             trim_heap()
-        parent, child = _parent(model, name)
-        setattr(parent, child, quantized_layer(name))
+        group = fused_parts.get(name)
+        if group is None:
+            parent, child = _parent(model, name)
+            setattr(parent, child, quantized_layer(name))
+            continue
+        module_name, fused_name, parts = group
+        parent = model.get_submodule(module_name)
+        if hasattr(parent, fused_name):
+            continue  # packed with the group's first part
+        setattr(parent, fused_name, fused_layer(tuple(f"{module_name}.{p}" for p in parts)))
+        for part in parts:
+            delattr(parent, part)
     missing = [
         name
         for name, param in model.named_parameters(remove_duplicate=False)

@@ -1,0 +1,87 @@
+"""One audio chunk to text through funasr's front half and our decode loop.
+
+funasr's ``FunASRNano.inference`` does three things: the prompt (``get_prompt``,
+``generate_chatml``), the prompt's embeddings with the audio in them (``inference_prepare``:
+fbank, encoder, adaptor, tokenizer), then transformers' ``generate()`` and the text clean-up.
+The first two are called here as funasr's public methods, unchanged; the third is
+`GreedyDecoder` and the same clean-up. Nothing of funasr is patched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from nanodictate.core.asr.decoder_loop import GreedyDecoder
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """What funasr's ``generate(...)`` options carried for one chunk."""
+
+    language: str | None
+    hotwords: list[str]
+    itn: bool
+    llm_dtype: str  # "fp32" or "bf16"
+    max_new_tokens: int
+    min_new_tokens: int = 0
+
+
+def prompt_embeddings(automodel: Any, audio: torch.Tensor, request: ChunkRequest) -> torch.Tensor:
+    """The LLM's input: the chat prompt's embeddings with the adaptor's output in place."""
+    model = automodel.model
+    prompt = model.get_prompt(request.hotwords, request.language, request.itn)
+    chat = model.generate_chatml(prompt, audio)
+    # AutoModel.inference passes its kwargs (tokenizer, frontend, device, dataset_conf…)
+    kwargs = dict(automodel.kwargs)
+    embeds, *_ = model.inference_prepare([chat], None, ["chunk"], **kwargs)
+    result: torch.Tensor = embeds.to(_DTYPES[request.llm_dtype])
+    return result
+
+
+def decode_tokens(
+    decoder: GreedyDecoder, embeds: torch.Tensor, request: ChunkRequest, device_type: str
+) -> list[int]:
+    """The greedy tokens, under the autocast funasr's ``inference_llm`` sets for bf16."""
+    dtype = _DTYPES[request.llm_dtype]
+    with torch.autocast(device_type=device_type, enabled=dtype != torch.float32, dtype=dtype):
+        return decoder.generate(embeds, request.max_new_tokens, request.min_new_tokens)
+
+
+def tokens_to_text(automodel: Any, tokens: list[int]) -> str:
+    """funasr's clean-up of the decoded text (special tokens dropped, "/sil" and runs of
+    white space made single spaces)."""
+    response = str(automodel.kwargs["tokenizer"].decode(tokens, skip_special_tokens=True))
+    return re.sub(r"\s+", " ", response.replace("/sil", " "))
+
+
+def transcribe_chunk(
+    automodel: Any, decoder: GreedyDecoder | None, audio: torch.Tensor, request: ChunkRequest
+) -> str:
+    """The chunk's text: through ``decoder``, or funasr's ``generate()`` when it is None
+    (the path before the loop, kept for the benchmark's comparison)."""
+    if decoder is None:
+        results = automodel.generate(input=audio, **generate_options(request))
+        return str(results[0].get("text", "")) if results else ""
+    device_type = torch.device(automodel.kwargs.get("device", "cpu")).type
+    embeds = prompt_embeddings(automodel, audio, request)
+    return tokens_to_text(automodel, decode_tokens(decoder, embeds, request, device_type))
+
+
+def generate_options(request: ChunkRequest) -> dict[str, Any]:
+    """The request as keyword arguments of funasr's ``AutoModel.generate``."""
+    options: dict[str, Any] = {
+        "language": request.language,
+        "hotwords": request.hotwords,
+        "itn": request.itn,
+        "llm_dtype": request.llm_dtype,
+        "max_length": request.max_new_tokens,
+    }
+    if request.min_new_tokens:
+        options["llm_kwargs"] = {"min_new_tokens": request.min_new_tokens}
+    return options
