@@ -1,7 +1,7 @@
 """The text steps in the real app on a private desktop (see test_app_e2e.py for the set-up): a
 spoken "new line" lands as a line break in a real Qt text window, and auto-submit presses a
 real Enter there after the paste; "delete that" takes the previous dictation back out of the
-window with real Backspaces.
+window with real Backspaces; two windows of different classes get their own per-app profile.
 
 The replica always says REPLICA_TEXT, so a replacement rule (itself one of the text steps)
 makes it end with the command: "… replica." → "… replica new line."."""
@@ -73,4 +73,25 @@ def test_spoken_delete_that_takes_the_previous_dictation_back(
     Dictation(desktop, "toggle").run(speech_wav)
     window.wait_for_text("", 60)
     assert history_texts(app) == [REPLICA_TEXT]  # the command is no text of its own
+    end_cleanly(desktop, app)
+
+
+def test_two_windows_of_different_classes_get_their_own_profile(
+    desktop: DesktopSession, models_root: Path, speech_wav: Path, tmp_path: Path
+) -> None:
+    app = App(desktop, tmp_path / "app", {S.HOTKEY_MODE: "toggle"}, models_root)
+    (app.config_dir / PROFILES_FILE_NAME).write_text(
+        '[[profile]]\nname = "Shell"\napps = ["shellish"]\n'
+        "lowercase_start = true\ndrop_final_period = true\n",
+        encoding="utf-8",
+    )
+    notes = desktop.open_text_window(title="notes", wm_class=("notes", "Notes"))
+    shell = desktop.open_text_window(title="shell", wm_class=("shellish", "Shellish"))
+    notes.focus()
+    Dictation(desktop, "toggle").run(speech_wav)
+    notes.wait_for_text(REPLICA_TEXT, 120)  # no profile: as transcribed
+    shell.focus()
+    Dictation(desktop, "toggle").run(speech_wav)
+    shell.wait_for_text("this is the nanodictate replica", 60)  # the "Shell" profile's text
+    assert notes.text() == REPLICA_TEXT
     end_cleanly(desktop, app)
