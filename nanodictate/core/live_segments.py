@@ -51,6 +51,7 @@ import numpy as np
 
 from nanodictate.core.asr.chunks import join_texts, plan_chunks
 from nanodictate.core.audio_input import SAMPLE_RATE
+from nanodictate.core.errors import EngineCrashedError
 from nanodictate.core.transcriber import EngineState, Segment, Transcription
 
 log = logging.getLogger(__name__)
@@ -234,8 +235,8 @@ class LiveJobs:
 
     def run_pass(self, engine: Any, request: LivePass) -> LiveUpdate | None:
         """One pass on the engine's thread; None when nothing changed. Only on a loaded
-        model: while it loads nothing is done early, and a failure (even a crash of the
-        engine's process) only leaves more for key-up."""
+        model: while it loads nothing is done early, and a failure only leaves more for
+        key-up. A crash of the engine's process is raised: the worker tells the user."""
         capabilities = getattr(engine, "capabilities", None)
         ready = engine.state in (EngineState.READY, EngineState.OFFLOADED)
         live = ready and capabilities is not None and capabilities.partial_text
@@ -254,6 +255,8 @@ class LiveJobs:
                 itn=request.itn,
                 guess_open=guess,
             )
+        except EngineCrashedError:
+            raise
         except Exception:
             log.warning("A pass while the user speaks failed; key-up does its work", exc_info=True)
             return None

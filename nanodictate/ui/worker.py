@@ -188,7 +188,14 @@ class EngineWorker(QObject):
         return report
 
     def _live_pass(self, request: LivePass) -> None:
-        update = self._live.run_pass(self.engine, request)
+        try:
+            update = self._live.run_pass(self.engine, request)
+        except EngineCrashedError as crash:
+            # Told as any crash; key-up starts a new process and transcribes what no pass
+            # settled (the audio is the recorder's, so nothing is lost).
+            log.warning("Engine crashed during a pass of job %d", request.job_id)
+            self.engine_restarting.emit(Failure(request.job_id, crash))
+            return
         if update is not None:
             self.live_updated.emit(update)
 

@@ -48,7 +48,7 @@ SPEECH = "Please write this sentence down."
 NO_PASTE_WAIT_S = 2.0  # after the app is done, how long nothing may arrive in the window
 
 # Tray menu, top level, as the keyboard walks it (the disabled status line is skipped).
-MENU_LANGUAGE, MENU_PRECISION, MENU_UNLOAD_AFTER = 1, 2, 5
+MENU_LANGUAGE, MENU_PRECISION, MENU_UNLOAD_AFTER = 2, 3, 6  # 1 is "Speech model"
 
 # The tray menu choices each mode's test makes: (language code, its label), precision.
 CHOICES = {
