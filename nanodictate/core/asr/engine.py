@@ -163,18 +163,14 @@ class Engine:
         chosen = language_for(language)
         samples = prepare_audio(audio, sample_rate)
         with self._lock:
-            loaded = self._loaded
-            if loaded is None:
-                raise EngineStateError("The speech model is not loaded.")
-            if self._state is EngineState.OFFLOADED:
-                self._restore_to_gpu(loaded)
+            loaded = self._ready_model()
             started = time.perf_counter()
             timings: dict[str, float] = {}
             chunks = self._speech_chunks(loaded, samples, timings)
             if not chunks:
                 log.info("No speech in %.1f s of audio", len(samples) / SAMPLE_RATE)
                 return Transcription("", chosen.code, len(samples) / SAMPLE_RATE, (), timings)
-            words = [w.strip() for w in hotwords if w.strip()]
+            words = _words(hotwords)
             segments: list[Segment] = []
             decode_started = time.perf_counter()
             for start, end in chunks:
@@ -209,15 +205,11 @@ class Engine:
         chosen = language_for(language)
         samples = prepare_audio(audio, SAMPLE_RATE)
         with self._lock:
-            loaded = self._loaded
-            if loaded is None:
-                raise EngineStateError("The speech model is not loaded.")
-            if self._state is EngineState.OFFLOADED:
-                self._restore_to_gpu(loaded)
+            loaded = self._ready_model()
             if loaded.detector is None:
                 return LiveStep((), None, 0.0, 0.0)
             plan = plan_live(loaded.detector.speech_segments(samples), len(samples))
-            words = [w.strip() for w in hotwords if w.strip()]
+            words = _words(hotwords)
             started = time.perf_counter()
             settled = tuple(
                 SettledChunk(
@@ -318,6 +310,15 @@ class Engine:
             self._set_state(EngineState.OFFLOADED)
             return True
 
+    def _ready_model(self) -> LoadedModel:
+        """The loaded model, back on the GPU if it was parked in RAM (under the lock)."""
+        loaded = self._loaded
+        if loaded is None:
+            raise EngineStateError("The speech model is not loaded.")
+        if self._state is EngineState.OFFLOADED:
+            self._restore_to_gpu(loaded)
+        return loaded
+
     def _restore_to_gpu(self, loaded: LoadedModel) -> None:
         loaded.automodel.model.to("cuda")
         self._set_state(EngineState.READY)
@@ -356,3 +357,8 @@ class Engine:
             cuda_allocated=0 if cuda is None else cuda.allocated,
             cuda_reserved=0 if cuda is None else cuda.reserved,
         )
+
+
+def _words(hotwords: Sequence[str]) -> list[str]:
+    """The hotwords the prompt gets: stripped, blanks dropped."""
+    return [word.strip() for word in hotwords if word.strip()]
