@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nanodictate.core.asr import model_build
+from nanodictate.core.asr.batch_loop import generate_batch
 from nanodictate.core.asr.decoder_loop import GreedyDecoder, end_token_ids
 from nanodictate.core.asr.engine import Engine
 from nanodictate.core.asr.funasr_runtime import quiet
@@ -185,3 +186,27 @@ def test_the_same_audio_gives_the_same_features_and_text(
     texts = [engine.transcribe(samples, 16000).text for _ in range(2)]
     assert texts[0] and texts[0] == texts[1]
     engine.unload()
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", "fp32"), ("bf16", "bf16")])
+def test_a_batch_decodes_the_tokens_of_each_prompt_alone(
+    lively_replica: Path, tmp_path: Path, precision: str, dtype: str
+) -> None:
+    """Prompts of different lengths and token caps, one step for all: each gets exactly the
+    tokens it gets alone. (Not INT8 on the CPU: FBGEMM quantizes a call's activations with
+    one scale, so there a batch's rows round differently; `test_server_batch` checks its
+    texts on the deterministic replica.)"""
+    fused = _automodel(lively_replica, tmp_path, precision, dtype, fused=True)
+    compute = torch.bfloat16 if dtype == "bf16" else torch.float32
+    decoder = GreedyDecoder(fused.model.llm, compute)
+    caps = [30, 12, 30]
+    prompts, alone = [], []
+    for (text, voice, language, hotwords), cap in zip(REQUESTS, caps, strict=True):
+        audio = torch.from_numpy(speech(text, voice=voice).astype(np.float32))
+        request = ChunkRequest(language, hotwords, True, dtype, max_new_tokens=cap)
+        with torch.inference_mode(), quiet():
+            prompts.append(prompt_embeddings(fused, audio, request))
+            alone.append(decode_tokens(decoder, prompts[-1], request, "cpu"))
+    assert len({prompt.shape[1] for prompt in prompts}) == len(prompts)
+    with torch.inference_mode(), torch.autocast("cpu", enabled=dtype == "bf16", dtype=compute):
+        assert generate_batch(decoder, prompts, caps) == alone

@@ -22,7 +22,6 @@ def engine(models_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         vad_dir=models_root / "fsmn-vad",
         cache_dir=tmp_path_factory.mktemp("cache"),
         threads=1,
-        decoder_loop=False,  # as the server builds it with batching on
     )
     loaded.load("int8", "cpu")
     yield loaded

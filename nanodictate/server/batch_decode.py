@@ -1,16 +1,13 @@
-"""Several requests through one batched decoder call.
+"""Several requests through one batched decode.
 
-`Engine.transcribe` decodes one recording, one speech chunk at a time. funasr's
-`FunASRNano.inference_llm` decodes a list of chat items in one left-padded `llm.generate`
-(its `_inference_llm_batch`, used when the model has no CTC branch, as ours is built), and
-each item carries its own prompt. So a batch here is every speech chunk of every request,
-each with its request's language, hotwords and ITN, decoded together; the VAD guard and the
-long-audio split are the engine's own (`SpeechDetector`, `plan_chunks`).
+`Engine.transcribe` decodes one recording, one speech chunk at a time. Here a batch is every
+speech chunk of every request: each chunk gets its own prompt (its request's language,
+hotwords and ITN) and its own token cap, and the engine's decode loop advances all of them
+in one step (`batch_loop.generate_batch`); the VAD guard and the long-audio split are the
+engine's own (`SpeechDetector`, `plan_chunks`).
 
-The engine must be built with ``decoder_loop=False`` (its own loop fuses the decoder's
-weights, which `generate` cannot run). A batch of one goes through `Engine.transcribe`,
-and so does every request of a batch that ran out of GPU memory: the engine's fallback
-(INT8, then the CPU) then applies to each.
+A batch of one goes through `Engine.transcribe`, and so does every request of a batch that
+ran out of GPU memory: the engine's fallback (INT8, then the CPU) then applies to each.
 """
 
 from __future__ import annotations
@@ -30,7 +27,9 @@ from nanodictate.core.asr.engine import (
     MIN_TOKEN_CAP,
     TOKENS_PER_SECOND_CAP,
     Engine,
+    prompt_hotwords,
 )
+from nanodictate.core.asr.model_load import LoadedModel
 from nanodictate.core.audio_input import SAMPLE_RATE
 from nanodictate.core.errors import EngineStateError
 from nanodictate.core.languages import language_for
@@ -47,15 +46,15 @@ class _Chunk:
     end: int
 
 
-def _loaded_parts(engine: Engine) -> tuple[Any, Any, str]:
-    """(funasr AutoModel, SpeechDetector or None, LLM dtype) of a loaded engine.
+def _loaded_model(engine: Engine) -> LoadedModel:
+    """The engine's loaded model (funasr's AutoModel, the VAD, our decode loop).
 
-    The engine keeps them private; the server needs the model itself to batch requests.
+    The engine keeps it private; the server needs the model itself to batch requests.
     """
-    loaded = getattr(engine, "_loaded", None)
-    if loaded is None:
-        raise EngineStateError("The speech model is not loaded.")
-    return loaded.automodel, loaded.detector, str(loaded.llm_dtype)
+    loaded: LoadedModel | None = getattr(engine, "_loaded", None)
+    if loaded is None or loaded.decoder is None:
+        raise EngineStateError("The speech model is not loaded with its decode loop.")
+    return loaded
 
 
 class BatchDecoder:
@@ -85,7 +84,8 @@ class BatchDecoder:
             return error
 
     def _batched(self, jobs: Sequence[TranscriptionJob]) -> list[Transcription]:
-        automodel, detector, llm_dtype = _loaded_parts(self.engine)
+        loaded = _loaded_model(self.engine)
+        detector = loaded.detector
         started = time.perf_counter()
         chunks: list[_Chunk] = []
         for index, job in enumerate(jobs):
@@ -100,7 +100,7 @@ class BatchDecoder:
         texts: dict[_Chunk, str] = {}
         for first in range(0, len(chunks), self.max_chunks_per_call):
             group = chunks[first : first + self.max_chunks_per_call]
-            texts.update(zip(group, _decode_group(automodel, llm_dtype, jobs, group), strict=True))
+            texts.update(zip(group, _decode_group(loaded, jobs, group), strict=True))
         decode_seconds = time.perf_counter() - started - vad_seconds
         results = []
         for index, job in enumerate(jobs):
@@ -126,32 +126,54 @@ class BatchDecoder:
 
 
 def _decode_group(
-    automodel: Any, llm_dtype: str, jobs: Sequence[TranscriptionJob], group: Sequence[_Chunk]
+    loaded: LoadedModel, jobs: Sequence[TranscriptionJob], group: Sequence[_Chunk]
 ) -> list[str]:
-    """One left-padded `llm.generate` over the group's chunks, each with its own prompt."""
+    """The group's chunks decoded together, each after its own prompt."""
     import torch
 
+    from nanodictate.core.asr.batch_loop import generate_batch
     from nanodictate.core.asr.funasr_runtime import quiet
+    from nanodictate.core.asr.loop_inference import (
+        DTYPES,
+        ChunkRequest,
+        prompt_embeddings,
+        tokens_to_text,
+    )
 
-    model = automodel.model
-    items = []
+    assert loaded.decoder is not None
+    requests = []
     for chunk in group:
         job = jobs[chunk.job]
-        prompt = model.get_prompt(
-            list(job.hotwords), language_for(job.language).prompt_name, job.itn
+        seconds = (chunk.end - chunk.start) / SAMPLE_RATE
+        requests.append(
+            ChunkRequest(
+                language_for(job.language).prompt_name,
+                prompt_hotwords(job.hotwords),
+                job.itn,
+                loaded.llm_dtype,
+                max_new_tokens=max(MIN_TOKEN_CAP, math.ceil(seconds * TOKENS_PER_SECOND_CAP)),
+            )
         )
-        audio = np.ascontiguousarray(job.samples[chunk.start : chunk.end], dtype=np.float32)
-        items.append(model.generate_chatml(prompt, torch.from_numpy(audio)))
-    longest = max(chunk.end - chunk.start for chunk in group) / SAMPLE_RATE
-    options = {
-        **automodel.kwargs,
-        "llm_dtype": llm_dtype,
-        "max_length": max(MIN_TOKEN_CAP, math.ceil(longest * TOKENS_PER_SECOND_CAP)),
-    }
-    keys = [f"chunk{i}" for i in range(len(items))]
+    dtype = DTYPES[loaded.llm_dtype]
+    device_type = torch.device(loaded.automodel.kwargs.get("device", "cpu")).type
     with torch.inference_mode(), quiet():
-        results, _meta = model.inference_llm(items, key=keys, **options)
-    return [str(result.get("text", "")).strip() for result in results]
+        prompts = [
+            prompt_embeddings(loaded.automodel, _audio_of(jobs[chunk.job], chunk), request)
+            for chunk, request in zip(group, requests, strict=True)
+        ]
+        # the autocast funasr's inference_llm sets for bf16, as `decode_tokens` does
+        with torch.autocast(device_type, enabled=dtype != torch.float32, dtype=dtype):
+            tokens = generate_batch(
+                loaded.decoder, prompts, [request.max_new_tokens for request in requests]
+            )
+    return [tokens_to_text(loaded.automodel, own).strip() for own in tokens]
+
+
+def _audio_of(job: TranscriptionJob, chunk: _Chunk) -> Any:
+    import torch
+
+    samples = np.ascontiguousarray(job.samples[chunk.start : chunk.end], dtype=np.float32)
+    return torch.from_numpy(samples)
 
 
 def _is_cuda_out_of_memory(error: BaseException) -> bool:

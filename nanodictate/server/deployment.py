@@ -56,9 +56,6 @@ class TranscriptionServer:
             vad_dir=config.vad_dir,
             cache_dir=config.cache_dir,
             threads=config.threads,
-            # The engine's own decode loop fuses the decoder's weights, which funasr's batched
-            # `generate` cannot run; with batching on, the model stays as funasr built it.
-            decoder_loop=config.max_batch_size == 1,
         )
         self.decoder = BatchDecoder(self.engine, max_chunks_per_call=2 * config.max_batch_size)
         # One thread drives the engine, as in the app; a lock keeps the idle unload out of a

@@ -106,7 +106,7 @@ class _Layer:
     down: Callable[[torch.Tensor], torch.Tensor]
 
 
-def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     # transformers' Qwen3RMSNorm, operation for operation (the same rounding in bf16).
     dtype = x.dtype
     x = x.to(torch.float32)
@@ -115,7 +115,7 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
     return weight * x.to(dtype)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
@@ -213,13 +213,13 @@ class GreedyDecoder:
         end = position + steps
         for index, layer in enumerate(self.layers):
             keys, values = cache[index, 0], cache[index, 1]
-            hidden = _rms_norm(x, layer.input_norm, self.eps)
+            hidden = rms_norm(x, layer.input_norm, self.eps)
             qkv = layer.qkv(hidden).view(1, steps, -1, self.head_dim)
-            q, k, v = self._heads_of(qkv)
-            q = _rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
-            k = _rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            keys[:, :, position:end] = k * cos + _rotate_half(k) * sin
+            q, k, v = self.heads_of(qkv)
+            q = rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
+            k = rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            keys[:, :, position:end] = k * cos + rotate_half(k) * sin
             values[:, :, position:end] = v.transpose(1, 2)
             attention = functional.scaled_dot_product_attention(
                 q,
@@ -230,18 +230,18 @@ class GreedyDecoder:
                 enable_gqa=True,
             )
             x = x + layer.o(attention.transpose(1, 2).reshape(1, steps, -1))
-            hidden = _rms_norm(x, layer.post_norm, self.eps)
+            hidden = rms_norm(x, layer.post_norm, self.eps)
             gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
             x = x + layer.down(functional.silu(gate) * up)
-        return self._logits(x)
+        return self.last_logits(x)
 
-    def _heads_of(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def heads_of(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values of a fused projection's output [1, T, heads, head_dim]."""
         keys_end = self.heads + self.kv_heads
         return qkv[:, :, : self.heads], qkv[:, :, self.heads : keys_end], qkv[:, :, keys_end:]
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        last = _rms_norm(x[:, -1:], self.final_norm, self.eps)
+    def last_logits(self, x: torch.Tensor) -> torch.Tensor:
+        last = rms_norm(x[:, -1:], self.final_norm, self.eps)
         logits: torch.Tensor = self.head(last)
         return logits[:, -1]
 
@@ -258,12 +258,12 @@ class GreedyDecoder:
         groups = self.heads // self.kv_heads
         for index, layer in enumerate(self.layers):
             keys, values = cache[index, 0], cache[index, 1]
-            hidden = _rms_norm(x, layer.input_norm, self.eps)
-            q, k, v = self._heads_of(layer.qkv(hidden).view(1, 1, -1, self.head_dim))
-            q = _rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
-            k = _rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            keys.index_copy_(2, position, k * cos + _rotate_half(k) * sin)
+            hidden = rms_norm(x, layer.input_norm, self.eps)
+            q, k, v = self.heads_of(layer.qkv(hidden).view(1, 1, -1, self.head_dim))
+            q = rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
+            k = rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            keys.index_copy_(2, position, k * cos + rotate_half(k) * sin)
             values.index_copy_(2, position, v.transpose(1, 2))
             # one query per head: each key/value head's queries as its rows (no repeated KV)
             grouped = q.reshape(1, self.kv_heads, groups, self.head_dim)
@@ -271,10 +271,10 @@ class GreedyDecoder:
                 grouped, keys, values, attn_mask=mask, scale=self.scaling
             )
             x = x + layer.o(attention.reshape(1, 1, -1))
-            hidden = _rms_norm(x, layer.post_norm, self.eps)
+            hidden = rms_norm(x, layer.post_norm, self.eps)
             gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
             x = x + layer.down(functional.silu(gate) * up)
-        return self._logits(x)
+        return self.last_logits(x)
 
     # ------------------------------------------------------------------ the loop
 

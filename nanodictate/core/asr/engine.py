@@ -170,7 +170,7 @@ class Engine:
             if not chunks:
                 log.info("No speech in %.1f s of audio", len(samples) / SAMPLE_RATE)
                 return Transcription("", chosen.code, len(samples) / SAMPLE_RATE, (), timings)
-            words = _words(hotwords)
+            words = prompt_hotwords(hotwords)
             segments: list[Segment] = []
             decode_started = time.perf_counter()
             for start, end in chunks:
@@ -209,7 +209,7 @@ class Engine:
             if loaded.detector is None:
                 return LiveStep((), None, 0.0, 0.0)
             plan = plan_live(loaded.detector.speech_segments(samples), len(samples))
-            words = _words(hotwords)
+            words = prompt_hotwords(hotwords)
             started = time.perf_counter()
             settled = tuple(
                 SettledChunk(
@@ -359,6 +359,6 @@ class Engine:
         )
 
 
-def _words(hotwords: Sequence[str]) -> list[str]:
+def prompt_hotwords(hotwords: Sequence[str]) -> list[str]:
     """The hotwords the prompt gets: stripped, blanks dropped."""
     return [word.strip() for word in hotwords if word.strip()]

@@ -17,7 +17,7 @@ import torch
 
 from nanodictate.core.asr.decoder_loop import GreedyDecoder
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def prompt_embeddings(automodel: Any, audio: torch.Tensor, request: ChunkRequest
     # AutoModel.inference passes its kwargs (tokenizer, frontend, device, dataset_conf…)
     kwargs = dict(automodel.kwargs)
     embeds, *_ = model.inference_prepare([chat], None, ["chunk"], **kwargs)
-    result: torch.Tensor = embeds.to(_DTYPES[request.llm_dtype])
+    result: torch.Tensor = embeds.to(DTYPES[request.llm_dtype])
     return result
 
 
@@ -48,7 +48,7 @@ def decode_tokens(
     decoder: GreedyDecoder, embeds: torch.Tensor, request: ChunkRequest, device_type: str
 ) -> list[int]:
     """The greedy tokens, under the autocast funasr's ``inference_llm`` sets for bf16."""
-    dtype = _DTYPES[request.llm_dtype]
+    dtype = DTYPES[request.llm_dtype]
     with torch.autocast(device_type=device_type, enabled=dtype != torch.float32, dtype=dtype):
         return decoder.generate(embeds, request.max_new_tokens, request.min_new_tokens)
 
