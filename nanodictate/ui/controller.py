@@ -74,7 +74,8 @@ class DictationController(QObject):
         self.engine_state_changed = self.engine.state_changed  # for the tray and menu
         self.memory_changed = self.engine.memory_changed
         self.microphone = MicrophoneLink(recorder, settings, notifier, sounds, clock)
-        self.level_changed = self.microphone.level_changed  # RMS while recording, for the tray
+        # RMS while recording, for the tray icon and the recording overlay.
+        self.level_changed = self.microphone.level_changed
         self.spool = spool
         self.hotkeys = HotkeyRegistration(hotkeys, settings, notifier)
         self._clock = clock
@@ -90,7 +91,7 @@ class DictationController(QObject):
         )
         self.delivery.delivered.connect(self._on_delivered)
         # Transcription while the user speaks, the live preview, paste at each pause.
-        self.live = LiveLink(engine.worker, recorder, settings, self.delivery)
+        self.live = LiveLink(engine.worker, recorder, settings, self.delivery, self.level_changed)
         self.history_changed = self.delivery.history_changed
         self._error: str | None = None
         self._state = D.AppState.UNLOADED

@@ -6,7 +6,9 @@ queued behind). The worker answers with `LiveUpdate`s: chunks settled (their tex
 and, where live text is on, a guess at the part still being spoken. Here they become the
 live preview (`ui.live_preview`) and, with "paste at each pause", a paste per settled chunk.
 The same window, with the recording indicator on, shows "● Recording" and the input level
-from key-down to key-up, whether live text is on or not.
+from key-down to key-up, whether live text is on or not. The level is the microphone link's
+`level_changed`, the one poll of the recorder that also drives the tray icon: its bar is
+connected to that signal only while the indicator shows.
 At key-up the worker itself joins the settled chunks with the tail, so nothing here is
 needed for the final text; what was pasted already is left out of the final paste. Each paste
 after the first starts with the separator `join_texts` puts between chunks (a space, none
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QObject, QTimer, SignalInstance, Slot
 
 from nanodictate import settings as S
 from nanodictate.core.asr.chunks import join_texts
@@ -32,7 +34,6 @@ from nanodictate.core.recorder import Recorder
 from nanodictate.core.transcriber import Transcription
 from nanodictate.ui.delivery import TextDelivery
 from nanodictate.ui.live_preview import LivePreview
-from nanodictate.ui.microphone_link import LEVEL_INTERVAL_MS
 from nanodictate.ui.worker import EngineWorker
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class LiveLink(QObject):
         recorder: Recorder,
         settings: S.Settings,
         delivery: TextDelivery,
+        level_changed: SignalInstance,
         preview_factory: Callable[[], LivePreview] = LivePreview,
     ) -> None:
         super().__init__()
@@ -76,10 +78,8 @@ class LiveLink(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(LIVE_INTERVAL_MS)
         self._timer.timeout.connect(self._tick)
-        # The recorder's level, read as often as the tray icon reads it.
-        self._level_timer = QTimer(self)
-        self._level_timer.setInterval(LEVEL_INTERVAL_MS)
-        self._level_timer.timeout.connect(self._show_level)
+        self._level_changed = level_changed  # RMS while recording (`MicrophoneLink`)
+        self._level_shown = False  # the preview's bar is connected to it
         self._dictation: Dictation | None = None  # recording, or waiting for its final text
         self._recording = False
         self._text_shown = False  # this dictation's live text is in the preview
@@ -96,14 +96,14 @@ class LiveLink(QObject):
         self._timer.start()
         if self.settings.get(S.RECORDING_OVERLAY):
             self._preview().show_recording()
-            self._level_timer.start()
+            self._show_level()
 
     def end(self, dictation: Dictation, *, cancelled: bool = False) -> None:
         """The recording stopped: no more passes; a cancelled one forgets what it had."""
         if self._dictation is not dictation:
             return
         self._timer.stop()
-        self._level_timer.stop()
+        self._hide_level()
         self._recording = False
         self.worker.finish_live(dictation.job_id)
         if self.preview is not None:
@@ -166,10 +166,16 @@ class LiveLink(QObject):
             self.preview = self._preview_factory()
         return self.preview
 
-    @Slot()
     def _show_level(self) -> None:
-        if self.preview is not None and self._recording:
-            self.preview.show_level(self.recorder.level)
+        """The indicator's bar follows the microphone's level (connected once)."""
+        if not self._level_shown:
+            self._level_changed.connect(self._preview().show_level)
+            self._level_shown = True
+
+    def _hide_level(self) -> None:
+        if self._level_shown and self.preview is not None:
+            self._level_changed.disconnect(self.preview.show_level)
+        self._level_shown = False
 
     def _paste_piece(self, dictation: Dictation, update: LiveUpdate) -> None:
         text = join_texts([segment.text for segment in update.new_segments])
@@ -187,7 +193,7 @@ class LiveLink(QObject):
 
     def shutdown(self) -> None:
         self._timer.stop()
-        self._level_timer.stop()
+        self._hide_level()
         if self.preview is not None:
             self.preview.close()
             self.preview = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
@@ -80,6 +80,7 @@ class LivePreview(QWidget):
         self.indicator.show()
         self._show()
 
+    @Slot(float)
     def show_level(self, rms: float) -> None:
         """The input level (RMS, 0…1 full scale) on the bar, scaled as the tray icon's."""
         self.level_bar.setValue(round(level_fraction(rms) * LEVEL_STEPS))

@@ -1,5 +1,6 @@
 """The dictation's side of the microphone: start, stop and cancel a recording with its sounds,
-the input level for the tray icon while it runs, and the recorder's own stops (time limit,
+the input level while it runs (`level_changed`, the one poll of the recorder's level: the tray
+icon and the recording overlay both follow it), and the recorder's own stops (time limit,
 device lost) brought to the GUI thread with what the user is told about them."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from nanodictate.ui.sounds import Sounds
 
 log = logging.getLogger(__name__)
 
-LEVEL_INTERVAL_MS = 66  # ≈15 Hz: smooth enough for a tray icon, cheap
+LEVEL_INTERVAL_MS = 66  # ≈15 Hz: smooth enough for a tray icon and a level bar, cheap
 STALL_S = 2.0  # no audio callback for this long while recording = the device is gone
 
 

@@ -1,12 +1,17 @@
 """Qt tests run offscreen with pytest-qt's one session QApplication, and never touch the
-user's real settings, history or autostart folder."""
+user's real settings, history or autostart folder. `rig` is the real controller around fakes
+(`controller_rig`); a module that needs another engine or hotkeys overrides `engine` or
+`hotkeys`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from controller_rig import Rig
+from ui_fakes import FakeEngine, FakeHotkeys
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +27,20 @@ def _private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.setenv("NANODICTATE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     yield
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    return FakeEngine()
+
+
+@pytest.fixture
+def hotkeys() -> FakeHotkeys:
+    return FakeHotkeys()
+
+
+@pytest.fixture
+def rig(qtbot: Any, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys) -> Iterator[Rig]:
+    rig = Rig(tmp_path, engine, hotkeys)
+    yield rig
+    rig.close()

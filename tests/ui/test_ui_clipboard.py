@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QMimeData, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QImage
 
-from nanodictate.core.text_output import PasteMethod, TextOutput
+from nanodictate.core.text_output import OutputResult, PasteMethod, TextOutput
 from nanodictate.ui.clipboard import (
     OWNER_ANSWER_TIMEOUT_S,
     QtClipboard,
@@ -79,20 +79,25 @@ class ReadingKeyboard:
         raise AssertionError("not used")
 
 
+def _deliver_on_a_worker(output: TextOutput, text: str, qtbot: Any) -> OutputResult:
+    """Paste `text` from another thread, as the paste lane does, while the GUI loop runs."""
+    results: list[OutputResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(output.deliver(text, PasteMethod.PASTE, None))
+    )
+    worker.start()
+    qtbot.waitUntil(lambda: bool(results), timeout=5000)  # the GUI loop serves the worker
+    worker.join()
+    return results[0]
+
+
 def test_paste_from_a_worker_thread_restores_the_image(qapp: Any, qtbot: Any) -> None:
     clipboard = QGuiApplication.clipboard()
     clipboard.setImage(_image())
     port = QtClipboard(detect_reads=True)
     keyboard = ReadingKeyboard(port)
     output = TextOutput(port, keyboard, None)
-    results: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: results.append(output.deliver("你好世界", PasteMethod.PASTE, None))
-    )
-    worker.start()
-    qtbot.waitUntil(lambda: bool(results), timeout=5000)  # the GUI loop serves the worker
-    worker.join()
-    result = results[0]
+    result = _deliver_on_a_worker(output, "你好世界", qtbot)
     assert result.ok and result.clipboard_restored and result.landed_at is not None
     assert keyboard.pasted == ["你好世界"]
     assert clipboard.image().convertToFormat(QImage.Format.Format_ARGB32) == _image()
@@ -126,16 +131,10 @@ def test_an_owner_that_does_not_answer_stops_the_paste_and_the_text_stays(
     port._owned = lambda: False  # type: ignore[method-assign]  # another program owns it
     keyboard = ReadingKeyboard(port)
     output = TextOutput(port, keyboard, None)
-    results: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: results.append(output.deliver("dictated", PasteMethod.PASTE, None))
-    )
-    worker.start()
-    qtbot.waitUntil(lambda: bool(results), timeout=5000)
-    worker.join()
+    result = _deliver_on_a_worker(output, "dictated", qtbot)
     assert asked == [("CLIPBOARD", OWNER_ANSWER_TIMEOUT_S)]
-    assert not results[0].ok and keyboard.pasted == []
-    assert results[0].message == (
+    assert not result.ok and keyboard.pasted == []
+    assert result.message == (
         "The program holding the clipboard does not respond, so the text was not pasted. "
         "It is on the clipboard and in Recent."
     )

@@ -3,137 +3,22 @@ fakes for the engine, the microphone and the desktop (tests named ..._fake_engin
 
 from __future__ import annotations
 
-import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from controller_rig import WAIT_MS, Rig, hold
 from tests_support import fill_disk
-from ui_fakes import FakeEngine, FakeFocus, FakeHotkeys, FakeNotifier, FakeSoundDevice
+from ui_fakes import FakeEngine, FakeHotkeys
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
 from nanodictate.core.errors import ModelMissingError
-from nanodictate.core.history import History
-from nanodictate.core.recorder import Recorder
-from nanodictate.core.spool import RecordingSpool
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.transcriber import LoadReport, Precision
-from nanodictate.ui.controller import DictationController
-from nanodictate.ui.setting_effects import start_microphone
-from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.worker import EngineService
-
-WAIT_MS = 5000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeOutput:
-    """Records each delivery and how many history entries existed at that moment."""
-
-    def __init__(self, history: History) -> None:
-        self.history = history
-        self.delivered: list[tuple[str, PasteMethod, Any, int]] = []
-        self.result: OutputResult | None = None
-
-    def deliver(self, text: str, method: PasteMethod, target: Any) -> OutputResult:
-        self.delivered.append((text, method, target, len(self.history)))
-        return self.result or OutputResult(True, method)
-
-
-class Rig:
-    def __init__(
-        self,
-        tmp_path: Path,
-        engine: FakeEngine,
-        hotkeys: FakeHotkeys,
-        *,
-        history_path: Path | None = None,
-    ) -> None:
-        self.settings = S.Settings(tmp_path / "settings.ini", open_store=IniFileStore)
-        self.sd = FakeSoundDevice(rate=16000, channels=1)
-        self.recorder = Recorder(self.sd, keep_open=True)
-        self.engine = engine
-        self.engines_built = 0
-
-        def build_engine() -> FakeEngine:
-            self.engines_built += 1
-            return engine
-
-        self.service = EngineService(build_engine)
-        self.history = History(history_path or tmp_path / "history.sqlite3")
-        self.output = FakeOutput(self.history)
-        self.hotkeys = hotkeys
-        self.focus = FakeFocus()
-        self.notifier = FakeNotifier()
-        self.clock = Clock()
-        self.report = tmp_path / "report.jsonl"
-        self.spool = RecordingSpool(tmp_path / "spool")
-        self.controller = DictationController(
-            settings=self.settings,
-            recorder=self.recorder,
-            engine=self.service,
-            history=self.history,
-            output=self.output,
-            notifier=self.notifier,
-            hotkeys=hotkeys,
-            focus=self.focus,
-            spool=self.spool,
-            clock=self.clock,
-        )
-        self.controller.dictation_finished.connect(self._write_record)
-        hotkeys.start(self.controller.hotkey_event)
-        self.controller.apply_hotkeys()
-        start_microphone(self.controller)
-        self.states: list[str] = []
-        self.controller.state_changed.connect(self.states.append)
-
-    def _write_record(self, record: dict[str, Any]) -> None:
-        with self.report.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record) + "\n")
-
-    def records(self) -> list[dict[str, Any]]:
-        if not self.report.exists():
-            return []
-        return [json.loads(line) for line in self.report.read_text().splitlines()]
-
-
-@pytest.fixture
-def engine() -> FakeEngine:
-    return FakeEngine()
-
-
-@pytest.fixture
-def hotkeys() -> FakeHotkeys:
-    return FakeHotkeys()
-
-
-@pytest.fixture
-def rig(qtbot: Any, tmp_path: Path, engine: FakeEngine, hotkeys: FakeHotkeys) -> Iterator[Rig]:
-    rig = Rig(tmp_path, engine, hotkeys)
-    yield rig
-    rig.controller.shutdown()
-    rig.service.stop()
-    rig.recorder.close()
-    rig.history.close()
-
-
-def _hold(rig: Rig, qtbot: Any, seconds: float, hotkey_id: str = "dictate") -> None:
-    rig.hotkeys.fire(hotkey_id, True)
-    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
-    rig.sd.stream.feed_seconds(seconds, value=0.1, block=160)
-    rig.clock.now += seconds
-    rig.hotkeys.fire(hotkey_id, False)
 
 
 def test_push_to_talk_dictation_fake_engine(rig: Rig, qtbot: Any) -> None:
@@ -165,7 +50,7 @@ def test_push_to_talk_dictation_fake_engine(rig: Rig, qtbot: Any) -> None:
 
 
 def test_tap_shorter_than_0_3_s_is_ignored_fake_engine(rig: Rig, qtbot: Any) -> None:
-    _hold(rig, qtbot, 0.2)
+    hold(rig, qtbot, 0.2)
     qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: bool(rig.records()), timeout=WAIT_MS)
     assert rig.records()[0]["event"] == "ignored_tap"
@@ -203,7 +88,7 @@ def test_dedicated_toggle_key_and_language_hotkey_fake_engine(rig: Rig, qtbot: A
     rig.settings.set(S.HOTKEY_TOGGLE, "ctrl+alt+t")
     rig.settings.set(S.FAVOURITE_HOTKEYS, {"ja": "ctrl+alt+j"})
     assert {"toggle", "lang:ja"} <= set(rig.hotkeys.registered)
-    _hold(rig, qtbot, 0.5, "lang:ja")
+    hold(rig, qtbot, 0.5, "lang:ja")
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
     assert rig.history.recent(1)[0].language == "ja"
 
@@ -239,7 +124,7 @@ def test_precision_change_unloads_and_next_load_uses_it_fake_engine(rig: Rig, qt
     rig.settings.set(S.PRECISION, "fp32")
     qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert rig.engine.names()[-1] == "unload"
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
     assert ("load", "fp32", "auto") in rig.engine.calls
     rig.settings.set(S.DEVICE, "cpu")
@@ -247,10 +132,13 @@ def test_precision_change_unloads_and_next_load_uses_it_fake_engine(rig: Rig, qt
 
 
 def test_idle_timer_unloads_and_the_icon_follows_fake_engine(rig: Rig, qtbot: Any) -> None:
-    rig.service.worker.minute_ms = 30  # a "minute" of 30 ms
-    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: rig.controller.state is AppState.READY, timeout=WAIT_MS)
+    # Shrunk only now: a 30 ms "minute" from the transcription could end before the paste
+    # lane has told the controller, and the icon would skip "ready".
+    rig.service.worker.minute_ms = 30
+    rig.settings.set(S.UNLOAD_AFTER_MINUTES, 1)  # the new policy re-arms the idle timer
     qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
     assert rig.engine.names()[-1] == "unload"
     qtbot.waitUntil(lambda: rig.controller.state is AppState.UNLOADED, timeout=WAIT_MS)
@@ -272,7 +160,7 @@ def test_two_tier_idle_offloads_the_gpu_first_fake_engine(
 
 def test_unload_immediately_fake_engine(rig: Rig, qtbot: Any) -> None:
     rig.settings.set(S.UNLOAD_AFTER_MINUTES, 0)
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 1, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: rig.controller.engine.state == "unloaded", timeout=WAIT_MS)
 
@@ -334,7 +222,7 @@ def test_model_missing_is_reported_for_download_fake_engine(
 ) -> None:
     engine.load_error = ModelMissingError("Fun-ASR-MLT-Nano-2512 is not installed")
     with qtbot.waitSignal(rig.controller.model_missing, timeout=WAIT_MS):
-        _hold(rig, qtbot, 0.5)
+        hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: rig.controller.state is AppState.ERROR, timeout=WAIT_MS)
     assert not rig.output.delivered
 
@@ -354,15 +242,14 @@ def test_taken_hotkey_is_told(qtbot: Any, tmp_path: Path, engine: FakeEngine) ->
         assert rig.notifier.titles() == ["Hotkey problem"]
         assert "already used" in rig.notifier.messages[0][1]
     finally:
-        rig.controller.shutdown()
-        rig.service.stop()
+        rig.close()
 
 
 def test_paste_failure_is_told_and_text_kept_fake_engine(rig: Rig, qtbot: Any) -> None:
     rig.output.result = OutputResult(
         False, PasteMethod.PASTE, "The paste failed. It is on the clipboard and in Recent."
     )
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: "Paste failed" in rig.notifier.titles(), timeout=WAIT_MS)
     assert len(rig.history) == 1
 
@@ -405,7 +292,7 @@ def test_recording_is_on_disk_from_key_up_until_its_text_is_in_history_fake_engi
     rig: Rig, qtbot: Any
 ) -> None:
     rig.engine.gate = threading.Event()  # hold the load, so the transcription waits
-    _hold(rig, qtbot, 1.0)
+    hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
     kept = list(rig.spool.folder.glob("*.wav"))
     assert len(kept) == 1 and kept[0].stat().st_mode & 0o777 == 0o600
@@ -422,7 +309,7 @@ def test_failed_recording_is_kept_and_recovered_at_the_next_start_fake_engine(
 ) -> None:
     failing = Rig(tmp_path, FailingEngine(), hotkeys)
     try:
-        _hold(failing, qtbot, 1.0)
+        hold(failing, qtbot, 1.0)
         qtbot.waitUntil(
             lambda: "Transcription failed" in failing.notifier.titles(), timeout=WAIT_MS
         )
@@ -430,10 +317,7 @@ def test_failed_recording_is_kept_and_recovered_at_the_next_start_fake_engine(
         assert "recording is kept" in message
         assert len(list(failing.spool.folder.glob("*.wav"))) == 1
     finally:
-        failing.controller.shutdown()
-        failing.service.stop()
-        failing.recorder.close()
-        failing.history.close()
+        failing.close()
     # The next start, with an engine that works.
     rig = Rig(tmp_path, FakeEngine(text="recovered words"), FakeHotkeys())
     try:
@@ -450,10 +334,7 @@ def test_failed_recording_is_kept_and_recovered_at_the_next_start_fake_engine(
         assert list(rig.spool.folder.iterdir()) == []
         assert rig.controller.offer_recovery() == 0
     finally:
-        rig.controller.shutdown()
-        rig.service.stop()
-        rig.recorder.close()
-        rig.history.close()
+        rig.close()
 
 
 def test_history_on_a_full_disk_still_pastes_and_tells_fake_engine(
@@ -462,7 +343,7 @@ def test_history_on_a_full_disk_still_pastes_and_tells_fake_engine(
     rig = Rig(tmp_path, engine, hotkeys, history_path=tiny_disk / "history.sqlite3")
     try:
         fill_disk(tiny_disk)
-        _hold(rig, qtbot, 1.0)
+        hold(rig, qtbot, 1.0)
         qtbot.waitUntil(lambda: "History not saved" in rig.notifier.titles(), timeout=WAIT_MS)
         assert [d[0] for d in rig.output.delivered] == ["hello world"]
         message = rig.notifier.messages[-1][1]
@@ -470,10 +351,7 @@ def test_history_on_a_full_disk_still_pastes_and_tells_fake_engine(
         # In the window, so the recording on disk is no longer needed.
         assert list(rig.spool.folder.iterdir()) == []
     finally:
-        rig.controller.shutdown()
-        rig.service.stop()
-        rig.recorder.close()
-        rig.history.close()
+        rig.close()
 
 
 class SlowStartEngine(FakeEngine):
@@ -506,10 +384,7 @@ def test_presses_while_the_engine_starts_ask_for_one_load_fake_engine(
         assert engine.names().count("load") == 1
         assert "Busy" not in rig.notifier.titles()
     finally:
-        rig.controller.shutdown()
-        rig.service.stop()
-        rig.recorder.close()
-        rig.history.close()
+        rig.close()
 
 
 def test_dictations_beyond_the_engines_queue_are_kept_and_sent_when_it_drains_fake_engine(
@@ -522,7 +397,7 @@ def test_dictations_beyond_the_engines_queue_are_kept_and_sent_when_it_drains_fa
     engine.gate = threading.Event()  # the model load at the first key-down waits
     dictations = MAX_PENDING + 4
     for _ in range(dictations):
-        _hold(rig, qtbot, 0.5)
+        hold(rig, qtbot, 0.5)
         qtbot.waitUntil(lambda: not rig.controller.recording, timeout=WAIT_MS)
     assert rig.controller.book.deferred  # the queue was full
     assert rig.notifier.titles().count("Busy") == 1
@@ -544,11 +419,11 @@ def test_a_profile_sets_the_language_and_adds_hotwords_for_its_window_fake_engin
         encoding="utf-8",
     )
     rig.settings.set(S.HOTWORDS, ["nanodictate"])
-    _hold(rig, qtbot, 1.0)
+    hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
     assert ("transcribe", "zh", ("nanodictate", "Kubernetes"), True) in rig.engine.calls
     rig.focus.window = SimpleNamespace(id=7, title="Other", app_class="other", is_terminal=False)
-    _hold(rig, qtbot, 1.0)
+    hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 2, timeout=WAIT_MS)
     assert ("transcribe", "en", ("nanodictate",), True) in rig.engine.calls
 
@@ -556,11 +431,11 @@ def test_a_profile_sets_the_language_and_adds_hotwords_for_its_window_fake_engin
 def test_another_speech_model_unloads_and_builds_the_engine_again_fake_engine(
     rig: Rig, qtbot: Any
 ) -> None:
-    _hold(rig, qtbot, 1.0)
+    hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
     assert rig.engines_built == 1
     rig.settings.set(S.MODEL, "fun-asr-nano")
     qtbot.waitUntil(lambda: rig.engine.names()[-1] == "unload", timeout=WAIT_MS)
-    _hold(rig, qtbot, 1.0)
+    hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 2, timeout=WAIT_MS)
     assert rig.engines_built == 2  # the app's factory reads the model folder from the settings

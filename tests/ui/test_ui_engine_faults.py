@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 import pytest
-from test_ui_controller import WAIT_MS, Rig, _hold
+from controller_rig import WAIT_MS, Rig, hold
 from ui_fakes import FakeHotkeys
 
 from nanodictate.core.asr.engine import join_texts
@@ -76,7 +76,7 @@ def test_model_deleted_while_the_app_runs_is_named_and_the_recording_kept(
     rig = Rig(tmp_path, engine, FakeHotkeys())  # type: ignore[arg-type]
     try:
         (models / "Fun-ASR-MLT-Nano-2512" / "model.pt").unlink()
-        _hold(rig, qtbot, 1.0)
+        hold(rig, qtbot, 1.0)
         # The key-down preload fails first; then the dictation's own load, which is told
         # with its recording kept.
         qtbot.waitUntil(
@@ -87,10 +87,7 @@ def test_model_deleted_while_the_app_runs_is_named_and_the_recording_kept(
         assert len(kept) == 1
         assert not rig.output.delivered and len(rig.history) == 0
     finally:
-        rig.controller.shutdown()
-        rig.service.stop(timeout_ms=30_000)
-        rig.recorder.close()
-        rig.history.close()
+        rig.close(engine_stop_ms=30_000)
 
 
 @pytest.fixture(autouse=True)

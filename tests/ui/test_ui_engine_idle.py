@@ -3,25 +3,11 @@ until the recording ends, however long it lasts (fake engine, real worker thread
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from test_ui_controller import WAIT_MS, Rig
-from ui_fakes import FakeEngine, FakeHotkeys
+from controller_rig import WAIT_MS, Rig
 
 from nanodictate import settings as S
-
-
-@pytest.fixture
-def rig(qtbot: Any, tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path, FakeEngine(), FakeHotkeys())
-    yield rig
-    rig.controller.shutdown()
-    rig.service.stop()
-    rig.recorder.close()
-    rig.history.close()
 
 
 def test_idle_timer_keeps_the_model_while_a_recording_runs_fake_engine(

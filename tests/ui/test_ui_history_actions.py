@@ -4,14 +4,10 @@ clipboard only; quick adds change the settings without the settings window."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
-from test_ui_controller import WAIT_MS, Rig, _hold
-from ui_fakes import FakeEngine, FakeHotkeys
+from controller_rig import WAIT_MS, Rig, hold
 
 from nanodictate import settings as S
 from nanodictate.core.history import Entry
@@ -22,16 +18,6 @@ from nanodictate.ui.history_actions import (
     RetranscribeDialog,
     split_hotwords,
 )
-
-
-@pytest.fixture
-def rig(qtbot: Any, tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path, FakeEngine(), FakeHotkeys())
-    yield rig
-    rig.controller.shutdown()
-    rig.service.stop()
-    rig.recorder.close()
-    rig.history.close()
 
 
 def _actions(rig: Rig, answers: list[str | None], told: list[str] | None = None) -> HistoryActions:
@@ -46,11 +32,11 @@ def _actions(rig: Rig, answers: list[str | None], told: list[str] | None = None)
 
 
 def test_a_dictation_keeps_its_audio_only_when_asked_fake_engine(rig: Rig, qtbot: Any) -> None:
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.history) == 1, timeout=WAIT_MS)
     assert rig.history.audio.entry_ids() == []  # off by default
     rig.settings.set(S.KEEP_AUDIO, True)
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.history) == 2, timeout=WAIT_MS)
     newest = rig.history.recent(1)[0]
     assert rig.history.audio.entry_ids() == [newest.id]
@@ -120,7 +106,7 @@ def test_clear_history_asks_first_and_deletes_the_audio_too_fake_engine(
     rig: Rig, qtbot: Any
 ) -> None:
     rig.settings.set(S.KEEP_AUDIO, True)
-    _hold(rig, qtbot, 0.5)
+    hold(rig, qtbot, 0.5)
     qtbot.waitUntil(lambda: len(rig.history) == 1, timeout=WAIT_MS)
     assert rig.history.audio.entry_ids() != []
     answers = [False, True]

@@ -7,21 +7,22 @@ text shows which audio it came from wherever the audio was cut."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from controller_rig import WAIT_MS, Rig
 from PySide6.QtCore import Qt
-from test_ui_controller import WAIT_MS, Rig
-from ui_fakes import FakeEngine, FakeHotkeys
+from ui_fakes import FakeEngine
 
 from nanodictate import settings as S
 from nanodictate.core.asr.chunks import join_texts, plan_chunks
 from nanodictate.core.live_segments import LiveStep, SettledChunk, plan_live
 from nanodictate.core.transcriber import Capabilities, Segment, Transcription
+from nanodictate.ui.icons import level_fraction
 from nanodictate.ui.live_link import separator
+from nanodictate.ui.live_preview import LEVEL_STEPS
 
 RATE = 16000
 
@@ -45,21 +46,13 @@ class LiveFakeEngine(FakeEngine):
         super().__init__()
         self.settled_passes = 0
 
-    def transcribe(
-        self,
-        audio: Any,
-        sample_rate: int | None = None,
-        *,
-        language: str = "en",
-        hotwords: Sequence[str] = (),
-        itn: bool = True,
-    ) -> Transcription:
-        self.calls.append(("transcribe", language, tuple(hotwords), itn))
-        samples = np.asarray(audio, dtype=np.float32)
+    def hear(self, samples: np.ndarray, sample_rate: int, language: str) -> Transcription:
         chunks = plan_chunks(_speech_runs(samples), len(samples))
-        segments = [Segment(a / RATE, b / RATE, _words(samples[a:b])) for a, b in chunks]
+        segments = [
+            Segment(a / sample_rate, b / sample_rate, _words(samples[a:b])) for a, b in chunks
+        ]
         text = join_texts([segment.text for segment in segments])
-        return Transcription(text, language, len(samples) / RATE, tuple(segments))
+        return Transcription(text, language, len(samples) / sample_rate, tuple(segments))
 
     def transcribe_settled(
         self,
@@ -80,13 +73,8 @@ class LiveFakeEngine(FakeEngine):
 
 
 @pytest.fixture
-def rig(qtbot: Any, tmp_path: Path) -> Iterator[Rig]:
-    rig = Rig(tmp_path, LiveFakeEngine(), FakeHotkeys())
-    yield rig
-    rig.controller.shutdown()
-    rig.service.stop()
-    rig.recorder.close()
-    rig.history.close()
+def engine() -> LiveFakeEngine:
+    return LiveFakeEngine()
 
 
 def _speak(rig: Rig, qtbot: Any, value: float, seconds: float, pause: float) -> None:
@@ -187,11 +175,16 @@ def test_recording_overlay_shows_the_level_without_live_text_and_hides_at_key_up
     assert flags & Qt.WindowType.X11BypassWindowManagerHint
     assert overlay.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
     assert overlay.level_bar.value() == 0
-    # The bar follows the input: up while the user speaks, down again in the pause.
+    # The bar follows the input: up while the user speaks, down again in the pause; each
+    # value is the one the tray icon got, from the same poll of the recorder.
+    told: list[float] = []
+    rig.controller.level_changed.connect(told.append)
     rig.sd.stream.feed_seconds(0.5, value=0.3, block=800)
     qtbot.waitUntil(lambda: overlay.level_bar.value() > 90, timeout=WAIT_MS)
+    assert overlay.level_bar.value() == _bar_for(told[-1])
     rig.sd.stream.feed_seconds(0.5, value=0.0, block=800)
     qtbot.waitUntil(lambda: overlay.level_bar.value() == 0, timeout=WAIT_MS)
+    assert told[-1] == 0.0
     # A chunk settles, but without live text the overlay shows no words.
     qtbot.waitUntil(lambda: rig.engine.state.value == "ready", timeout=WAIT_MS)
     _speak(rig, qtbot, 0.11, 2.0, 2.5)
@@ -200,6 +193,51 @@ def test_recording_overlay_shows_the_level_without_live_text_and_hides_at_key_up
     rig.hotkeys.fire("dictate", False)
     qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
     assert not overlay.isVisible() and live.preview is overlay  # one window, reused
+
+
+def _bar_for(rms: float) -> int:
+    return round(level_fraction(rms) * LEVEL_STEPS)
+
+
+def test_the_level_bar_follows_the_microphone_signal_only_while_the_indicator_shows(
+    rig: Rig, qtbot: Any
+) -> None:
+    level = rig.controller.level_changed
+    _hold_key_with_overlay(rig, qtbot)
+    overlay = rig.controller.live.preview
+    assert overlay is not None and overlay.level_bar.value() == 0
+    for rms in (0.02, 0.2, 0.005):
+        level.emit(rms)
+        assert overlay.level_bar.value() == _bar_for(rms)
+    assert 0 < _bar_for(0.005) < _bar_for(0.02) < _bar_for(0.2)
+    rig.hotkeys.fire("dictate", False)
+    qtbot.waitUntil(lambda: not overlay.isVisible(), timeout=WAIT_MS)
+    level.emit(0.2)  # after key-up the bar is no longer connected
+    assert overlay.level_bar.value() == 0 and not overlay.isVisible()
+    # The next dictation starts with an empty bar, which follows the signal again.
+    _hold_key_with_overlay(rig, qtbot)
+    assert rig.controller.live.preview is overlay and overlay.level_bar.value() == 0
+    level.emit(0.02)
+    assert overlay.level_bar.value() == _bar_for(0.02)
+    rig.hotkeys.fire("cancel", True)
+    qtbot.waitUntil(lambda: not overlay.isVisible(), timeout=WAIT_MS)
+    level.emit(0.2)
+    assert overlay.level_bar.value() == 0
+
+
+def test_without_the_indicator_setting_the_level_shows_no_overlay(rig: Rig, qtbot: Any) -> None:
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
+    rig.controller.level_changed.emit(0.2)
+    rig.sd.stream.feed_seconds(0.5, value=0.3, block=800)
+    qtbot.wait(200)  # three polls of the level
+    assert rig.controller.live.preview is None
+
+
+def _hold_key_with_overlay(rig: Rig, qtbot: Any) -> None:
+    rig.settings.set(S.RECORDING_OVERLAY, True)
+    rig.hotkeys.fire("dictate", True)
+    qtbot.waitUntil(lambda: rig.controller.recording, timeout=WAIT_MS)
 
 
 def test_recording_overlay_hides_at_cancel(rig: Rig, qtbot: Any) -> None:

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QByteArray, QObject, QRect, Signal
+from PySide6.QtCore import QByteArray, QRect
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QSystemTrayIcon
+from ui_fakes import StubController
 
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
@@ -40,36 +41,6 @@ from nanodictate.ui.notifications import TrayNotifier
 from nanodictate.ui.settings_store import IniFileStore
 from nanodictate.ui.settings_window import SettingsWindow
 from nanodictate.ui.tray import Tray
-
-
-class StubDelivery(QObject):
-    profile_changed = Signal(str)
-
-
-class StubController(QObject):
-    state_changed = Signal(str)
-    level_changed = Signal(float)
-    memory_changed = Signal(object)
-    engine_state_changed = Signal(str)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.state = AppState.UNLOADED
-        self.error: str | None = None
-        self.engine = StubEngine()
-        self.unloads = self.engine.unloads
-        self.delivery = StubDelivery()
-
-
-class StubEngine:
-    def __init__(self) -> None:
-        self.state = "unloaded"
-        self.memory: Any = None
-        self.last_load: Any = None
-        self.unloads: list[str] = []
-
-    def unload(self, reason: str = "") -> None:
-        self.unloads.append(reason)
 
 
 @pytest.fixture

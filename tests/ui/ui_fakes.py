@@ -1,5 +1,6 @@
 """Small in-test stand-ins with the real APIs: a sounddevice module, the Engine, the platform
-backends, a notifier. The real engine and desktop are exercised by their own tests."""
+backends, a desktop's windows and clipboard, a notifier, and a controller for the tray and
+menu. The real engine and desktop are exercised by their own tests."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QObject, Signal
 
 from nanodictate.core.asr.placement import llm_compute_dtype
+from nanodictate.core.dictation import AppState
 from nanodictate.core.transcriber import (
     EngineState,
     LoadReport,
@@ -181,9 +184,13 @@ class FakeEngine:
         itn: bool = True,
     ) -> Transcription:
         self.calls.append(("transcribe", language, tuple(hotwords), itn))
-        samples = np.asarray(audio)
+        return self.hear(np.asarray(audio, dtype=np.float32), sample_rate or 16000, language)
+
+    def hear(self, samples: np.ndarray, sample_rate: int, language: str) -> Transcription:
+        """What this engine says for `samples`: `text` for any sound, nothing for silence (a
+        stand-in that says something else overrides this alone)."""
         text = self.text if np.any(samples) else ""
-        return Transcription(text, language, len(samples) / (sample_rate or 16000))
+        return Transcription(text, language, len(samples) / sample_rate)
 
     def unload(self) -> None:
         self.calls.append(("unload",))
@@ -260,6 +267,69 @@ class FakeFocus:
         return True
 
 
+class FakeDesktop:
+    """Windows with one clipboard between them, as the keyboard and clipboard ports see them:
+    the keys go to the window with focus; Ctrl+V inserts the clipboard, Backspace deletes,
+    Enter sends the window's line."""
+
+    name = "fake"
+
+    def __init__(self, focus: FakeFocus, clipboard: str = "") -> None:
+        self.focus = focus
+        self.text: dict[int, str] = {}  # window id → what its input line holds
+        self.sent: dict[int, list[str]] = {}  # window id → the lines Enter sent
+        self.paste_keys: dict[int, list[str]] = {}
+        self.clipboard = clipboard
+        self.read = False
+
+    def _window(self) -> int:
+        return int(self.focus.window.id)
+
+    # --- ClipboardPort
+    def snapshot(self) -> object:
+        return self.clipboard
+
+    def put_text(self, text: str) -> None:
+        self.clipboard = text
+
+    def read_text(self) -> str | None:
+        return self.clipboard
+
+    def arm_read_detection(self) -> None:
+        self.read = False
+
+    def was_read(self) -> bool | None:
+        return self.read
+
+    def restore(self, snapshot: object) -> None:
+        self.clipboard = str(snapshot)
+
+    # --- KeyboardOutput and BackspaceKeyboard
+    def availability(self) -> tuple[bool, str]:
+        return True, ""
+
+    def wait_until_keys_released(self, timeout: float) -> bool:
+        return True
+
+    def send_paste(self, *, terminal: bool) -> None:
+        window = self._window()
+        self.paste_keys.setdefault(window, []).append("ctrl+shift+v" if terminal else "ctrl+v")
+        self.text[window] = self.text.get(window, "") + self.clipboard
+        self.read = True
+
+    def type_text(self, text: str) -> None:
+        window = self._window()
+        if text == "\n":
+            self.sent.setdefault(window, []).append(self.text.pop(window, ""))
+        else:
+            self.text[window] = self.text.get(window, "") + text
+
+    def send_backspaces(self, count: int) -> None:
+        window = self._window()
+        line = self.text.get(window, "")
+        self.text[window] = line[: max(0, len(line) - count)]
+
+
 class FakeNotifier:
     def __init__(self) -> None:
         self.messages: list[tuple[str, str, str]] = []
@@ -271,3 +341,41 @@ class FakeNotifier:
 
     def titles(self) -> list[str]:
         return [title for title, _message, _level in self.messages]
+
+
+# ------------------------------------------------------------------------------ controller
+
+
+class StubDelivery(QObject):
+    profile_changed = Signal(str)
+
+
+class StubEngine:
+    """The engine link as the tray and menu read it."""
+
+    def __init__(self) -> None:
+        self.state = "unloaded"
+        self.memory: Any = None
+        self.last_load: Any = None
+        self.unloads: list[str] = []
+
+    def unload(self, reason: str = "") -> None:
+        self.unloads.append(reason)
+
+
+class StubController(QObject):
+    """The controller's signals and properties that the tray and the menu read; `delivery`
+    is a real `TextDelivery` where a test needs its profiles."""
+
+    state_changed = Signal(str)
+    level_changed = Signal(float)
+    memory_changed = Signal(object)
+    engine_state_changed = Signal(str)
+
+    def __init__(self, delivery: Any = None) -> None:
+        super().__init__()
+        self.state = AppState.UNLOADED
+        self.error: str | None = None
+        self.engine = StubEngine()
+        self.unloads = self.engine.unloads
+        self.delivery = delivery if delivery is not None else StubDelivery()
