@@ -9,7 +9,11 @@ turns, so a neighbour's load on the CPU hits them alike:
 
 * ``funasr``: ``AutoModel.generate`` called directly (no VAD, no chunking);
 * ``engine-generate``: ``Engine.transcribe`` as it was before the loop;
-* ``engine-loop``: ``Engine.transcribe`` with `decoder_loop.GreedyDecoder`.
+* ``engine-loop``: ``Engine.transcribe`` with `decoder_loop.GreedyDecoder`;
+* ``matmuls-alone``: only the loop's matrix products for one token (each layer's fused
+  q/k/v, output, fused gate/up and down projections, then the output head), in model order
+  on one row, with nothing around them: what the kernels cost, so that ``engine-loop``
+  minus this is what the rest of a step costs (norms, rotary, attention, cache, Python).
 
 Each round transcribes the same speech with the token count pinned to ``short`` and ``long``;
 ms/token is the difference of the two decode times over the difference of the counts, which
@@ -37,7 +41,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 from common import full_replica, machine_basics  # noqa: E402
 
-PATHS = ("funasr", "engine-generate", "engine-loop")
+PATHS = ("funasr", "engine-generate", "engine-loop", "matmuls-alone")
 
 
 def _speech() -> Any:
@@ -87,10 +91,29 @@ def measure(precision: str, threads: int, rounds: int, short: int, long: int) ->
         engine.decode_tokens = tokens
         return engine.transcribe(audio, 16000, language="en").timings["decode"]
 
+    def matmuls_alone(tokens: int) -> float:
+        loaded = engines["loop"]._loaded
+        assert loaded is not None and loaded.decoder is not None
+        decoder = loaded.decoder
+        steps = [
+            matrix
+            for layer in decoder.layers
+            for matrix in (layer.qkv, layer.o, layer.gate_up, layer.down)
+        ] + [decoder.head]
+        # one row of the width each matrix reads
+        rows = [torch.randn(1, 1, _width(matrix)) for matrix in steps]
+        with torch.inference_mode():
+            started = time.perf_counter()
+            for _ in range(tokens):
+                for matrix, row in zip(steps, rows, strict=True):
+                    matrix(row)
+        return time.perf_counter() - started
+
     runs: dict[str, Callable[[int], float]] = {
         "funasr": funasr_decode,
         "engine-generate": lambda n: engine_decode("generate", n),
         "engine-loop": lambda n: engine_decode("loop", n),
+        "matmuls-alone": matmuls_alone,
     }
     for run in runs.values():  # warm-up: first calls allocate and pick kernels
         run(short)
@@ -108,6 +131,11 @@ def measure(precision: str, threads: int, rounds: int, short: int, long: int) ->
     for engine in engines.values():
         engine.unload()
     return out
+
+
+def _width(matrix: Any) -> int:
+    """The input width of one of the loop's matrices (an INT8 module, or a float one)."""
+    return int(getattr(matrix, "in_features", None) or matrix.weight.shape[1])
 
 
 def main(argv: list[str] | None = None) -> int:
