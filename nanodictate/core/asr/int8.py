@@ -16,6 +16,8 @@ float scale per output row. From it
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -65,15 +67,28 @@ def _prepack(weight_int8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor 
     )
 
 
+# What a layer packs from: int8 rows, per-row scales, bias. A callable, so that a layer made
+# before it is packed holds only references to the memory-mapped cache (and fused q/k/v or
+# gate/up rows are concatenated when packed, not when the model is built).
+PackSource = Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
 class DynamicInt8Linear(nn.Module):
     """CPU linear layer: FBGEMM int8 weights, activations quantized per call.
 
     Matrices taller than ``ROWS_PER_PACK`` (the 151,936-row output head) are packed in row
     blocks: packing copies its input twice, and block by block those copies stay small.
     The activations are quantized the same way for every block, so the result is the same.
+
+    A layer made with `unpacked` packs on its first call, or earlier when `pack` is called
+    (`int8_packing` packs a loaded model's layers in the background). ``pack`` may be
+    called from two threads at once: the layer is packed once, the other caller waits.
     """
 
     ROWS_PER_PACK = 65536
+    # When any layer last multiplied (time.monotonic()): background packing waits for a
+    # pause, because a packing thread beside torch's two compute threads stalls them.
+    last_call = 0.0
 
     def __init__(
         self,
@@ -82,29 +97,79 @@ class DynamicInt8Linear(nn.Module):
         bias: torch.Tensor | None,
         after_pack: Callable[[torch.Tensor], None] | None = None,
     ):
-        """``after_pack(block)`` is told when a block of the source is no longer needed."""
+        """Packs now. ``after_pack(block)`` is told when a block of the source is no longer
+        needed."""
         super().__init__()
-        self.out_features, self.in_features = weight_int8.shape
-        self._packs: list[Any] = []
-        for start in range(0, self.out_features, self.ROWS_PER_PACK):
-            rows = slice(start, start + self.ROWS_PER_PACK)
-            block = weight_int8[rows]
-            self._packs.append(_prepack(block, scale[rows], None if bias is None else bias[rows]))
-            if after_pack is not None:
-                after_pack(block)
-        self.packed_bytes = weight_int8.numel() + (0 if bias is None else 4 * bias.numel())
+        out_features, in_features = weight_int8.shape
+        self._prepare(
+            out_features, in_features, bias is not None, lambda: (weight_int8, scale, bias)
+        )
+        self._after_pack = after_pack
+        self.pack()
+
+    @classmethod
+    def unpacked(
+        cls,
+        shape: tuple[int, int],
+        has_bias: bool,
+        source: PackSource,
+        after_pack: Callable[[torch.Tensor], None] | None = None,
+    ) -> DynamicInt8Linear:
+        """A layer of ``shape`` (out, in) that reads ``source`` only when it is packed."""
+        layer = cls.__new__(cls)
+        nn.Module.__init__(layer)
+        layer._prepare(shape[0], shape[1], has_bias, source)
+        layer._after_pack = after_pack
+        return layer
+
+    def _prepare(
+        self, out_features: int, in_features: int, has_bias: bool, source: PackSource
+    ) -> None:
+        self.out_features, self.in_features = out_features, in_features
+        self.packed_bytes = out_features * in_features + (4 * out_features if has_bias else 0)
+        self._source: PackSource | None = source
+        self._packs: list[Any] | None = None
+        self._pack_lock = threading.Lock()
+
+    @property
+    def is_packed(self) -> bool:
+        return self._packs is not None
+
+    def pack(self) -> list[Any]:
+        """The packed blocks, packing them first if no one has."""
+        packs = self._packs
+        if packs is not None:
+            return packs
+        with self._pack_lock:
+            if self._packs is None:
+                assert self._source is not None
+                weight_int8, scale, bias = self._source()
+                packs = []
+                for start in range(0, self.out_features, self.ROWS_PER_PACK):
+                    rows = slice(start, start + self.ROWS_PER_PACK)
+                    block = weight_int8[rows]
+                    packs.append(_prepack(block, scale[rows], None if bias is None else bias[rows]))
+                    if self._after_pack is not None:
+                        self._after_pack(block)
+                self._packs, self._source, self._after_pack = packs, None, None
+            return self._packs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        packs = self._packs
+        if packs is None:
+            packs = self.pack()
+        DynamicInt8Linear.last_call = time.monotonic()
         dtype = x.dtype
         x = x.float()
         # reduce_range avoids int16 overflow in FBGEMM's AVX2 kernels, as torch's own
         # dynamic quantization does on x86.
-        outputs = [torch.ops.quantized.linear_dynamic(x, pack, True) for pack in self._packs]
+        outputs = [torch.ops.quantized.linear_dynamic(x, pack, True) for pack in packs]
         y: torch.Tensor = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
         return y if dtype == torch.float32 else y.to(dtype)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+        state = "" if self.is_packed else ", not packed yet"
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8{state}"
 
 
 # The fused kernel is used for one row: a decoding step (and the head only ever sees the last

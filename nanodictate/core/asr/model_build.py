@@ -71,6 +71,7 @@ def build_model(
     import torch
 
     from nanodictate.core.asr import weights
+    from nanodictate.core.asr.cache_identity import file_checksum, int8_cache_path
     from nanodictate.core.asr.funasr_runtime import build_automodel
 
     target = torch.device(placement.device)
@@ -87,9 +88,7 @@ def build_model(
                 model, source, weights.FloatPlan(device=target, llm_dtype=compute)
             )
             return
-        cache_path = weights.int8_cache_path(
-            cache_dir, weights.file_checksum(checkpoint, cache_dir)
-        )
+        cache_path = int8_cache_path(cache_dir, file_checksum(checkpoint, cache_dir))
         cache = weights.open_cache(cache_path)
         from_cache = cache is not None
         if cache is None:

@@ -13,8 +13,6 @@ the process hold a random-weight copy of the model beside the real one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import tempfile
@@ -26,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nanodictate.core.asr.cache_identity import CACHE_FORMAT
 from nanodictate.core.asr.int8 import (
     DynamicInt8Linear,
     Int8Embedding,
@@ -33,12 +32,11 @@ from nanodictate.core.asr.int8 import (
     WeightOnlyInt8Linear,
     quantize_rows,
 )
-from nanodictate.core.asr.memory import drop_file_pages, trim_heap
+from nanodictate.core.asr.int8_packing import pack_in_background, unpacked_layers
+from nanodictate.core.asr.memory import drop_file_pages
 from nanodictate.core.errors import ModelCorruptError
 
 log = logging.getLogger(__name__)
-
-CACHE_FORMAT = 1
 
 
 class StaleCacheError(ModelCorruptError):
@@ -343,18 +341,23 @@ def load_int8_weights(
             return TiedInt8Head(embedding_module)
         weight_int8, scale = int8_source(name)
         bias_source = tensors.get(f"{name}.bias") if old.bias is not None else None
-        new: nn.Module
         if device.type == "cpu":
-            new = DynamicInt8Linear(weight_int8, scale, bias_source, after_pack=_release)
-        else:
-            bias = None if bias_source is None else bias_source.to(device, activation_dtype)
-            new = WeightOnlyInt8Linear(weight_int8.to(device), scale.to(device), bias)
-        # Tied to the embedding or not, pages copied into the packed layer can go; the
-        # embedding faults back in the few rows it reads.
+            # Tied to the embedding or not, pages copied into the packed layer can go; the
+            # embedding faults back in the few rows it reads.
+            return DynamicInt8Linear.unpacked(
+                (old.out_features, old.in_features),
+                bias_source is not None,
+                lambda: (weight_int8, scale, bias_source),
+                after_pack=_release,
+            )
+        bias = None if bias_source is None else bias_source.to(device, activation_dtype)
+        new = WeightOnlyInt8Linear(weight_int8.to(device), scale.to(device), bias)
         _release(weight_int8)
         return new
 
-    def fused_layer(names: tuple[str, ...]) -> nn.Module:
+    def fused_rows(
+        names: tuple[str, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         sources = [int8_source(name) for name in names]
         weight_int8 = torch.cat([weight for weight, _ in sources])
         scale = torch.cat([scale for _, scale in sources])
@@ -362,8 +365,15 @@ def load_int8_weights(
         bias = None if biases[0] is None else torch.cat([b for b in biases if b is not None])
         for part, _ in sources:
             _release(part)
+        return weight_int8, scale, bias
+
+    def fused_layer(names: tuple[str, ...]) -> nn.Module:
         if device.type == "cpu":
-            return DynamicInt8Linear(weight_int8, scale, bias)
+            rows = sum(int(int8_source(name)[0].shape[0]) for name in names)
+            columns = int(int8_source(names[0])[0].shape[1])
+            has_bias = f"{names[0]}.bias" in tensors
+            return DynamicInt8Linear.unpacked((rows, columns), has_bias, lambda: fused_rows(names))
+        weight_int8, scale, bias = fused_rows(names)
         placed_bias = None if bias is None else bias.to(device, activation_dtype)
         return WeightOnlyInt8Linear(weight_int8.to(device), scale.to(device), placed_bias)
 
@@ -380,15 +390,7 @@ def load_int8_weights(
         parent, child = _parent(model, embedding)
         embedding_module = Int8Embedding(weight_int8, scale, activation_dtype)
         setattr(parent, child, embedding_module)
-    # FBGEMM prepacking is most of a cached load (4.4 of 5.9 s on 2 cores). Packing on a
-    # thread pool cut that to 4.0 s, but the packed weights then lived in per-thread malloc
-    # arenas and 50–100 MB more stayed behind after each unload; limiting glibc to one arena
-    # fixed that and made decoding 25 % slower. So: one thread, memory that comes back.
-    for index, name in enumerate(_linear_names(model)):
-        if index % 32 == 31:
-            # Each prepack leaves a freed temporary between long-lived packed weights;
-            # without trimming, that fragmentation alone added ≈0.5 GB to the peak.
-            trim_heap()
+    for name in _linear_names(model):
         group = fused_parts.get(name)
         if group is None:
             parent, child = _parent(model, name)
@@ -412,32 +414,6 @@ def load_int8_weights(
     load_float_weights(
         model, tensors, FloatPlan(device=device, llm_dtype=float_dtype), original_buffers
     )
-
-
-# ---------------------------------------------------------------------------- identity
-
-
-def file_checksum(path: Path, memo_dir: Path) -> str:
-    """SHA-256 of a (large) file, remembered by path, size and mtime so it is read once."""
-    stat = path.stat()
-    memo_dir.mkdir(parents=True, exist_ok=True)
-    memo = memo_dir / "checksums.json"
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    known: dict[str, str] = {}
-    with contextlib.suppress(OSError, ValueError):
-        known = json.loads(memo.read_text())
-    if key in known:
-        return known[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(8 << 20), b""):
-            digest.update(block)
-    known[key] = digest.hexdigest()
-    with contextlib.suppress(OSError):
-        memo.write_text(json.dumps(known, indent=1))
-    return known[key]
-
-
-def int8_cache_path(cache_dir: Path, checksum: str) -> Path:
-    version = torch.__version__.split("+")[0]
-    return cache_dir / f"{checksum[:20]}-int8-v{CACHE_FORMAT}-torch{version}.pt"
+    if device.type == "cpu":
+        # FBGEMM prepacking was most of a cached load: it now runs after it (`int8_packing`).
+        pack_in_background(unpacked_layers(model))

@@ -1,0 +1,124 @@
+"""CPU int8 layers packed later: on first use, or by the background thread once the model
+is quiet; the same results as packing at once, each layer packed exactly once."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+import torch
+
+from nanodictate.core.asr import int8_packing
+from nanodictate.core.asr.int8 import DynamicInt8Linear, quantize_rows
+
+
+class CountingSource:
+    """A pack source that counts its reads (and can hold a reader until released)."""
+
+    def __init__(self, rows: int = 96, columns: int = 32, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        self.weight = torch.randn(rows, columns, generator=generator)
+        self.bias = torch.randn(rows, generator=generator)
+        self.int8, self.scale = quantize_rows(self.weight)
+        self.reads = 0
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        self.reads += 1
+        self.gate.wait(timeout=10)
+        return self.int8, self.scale, self.bias
+
+    def layer(self) -> DynamicInt8Linear:
+        return DynamicInt8Linear.unpacked(tuple(self.weight.shape), True, self)
+
+
+@pytest.fixture
+def quiet_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No layer has multiplied lately, and the pause the packer waits for is short."""
+    monkeypatch.setattr(int8_packing, "QUIET_BEFORE_PACKING_S", 0.05)
+    monkeypatch.setattr(DynamicInt8Linear, "last_call", 0.0)
+
+
+def test_an_unpacked_layer_packs_on_first_call_and_matches_one_packed_at_once() -> None:
+    source = CountingSource()
+    layer = source.layer()
+    assert not layer.is_packed and source.reads == 0
+    assert layer.packed_bytes == 96 * 32 + 4 * 96
+    x = torch.randn(3, 32)
+    eager = DynamicInt8Linear(source.int8, source.scale, source.bias)
+    assert torch.equal(layer(x), eager(x))
+    assert layer.is_packed and source.reads == 1
+    layer(x)
+    assert source.reads == 1
+    assert "not packed" not in repr(layer)
+
+
+def test_two_threads_asking_at_once_pack_the_layer_once() -> None:
+    source = CountingSource()
+    source.gate.clear()  # the first reader holds the lock until the gate opens
+    layer = source.layer()
+    results: list[list[object]] = []
+    threads = [threading.Thread(target=lambda: results.append(layer.pack())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    source.gate.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert source.reads == 1
+    assert len(results) == 2 and results[0] is results[1]
+
+
+def test_the_background_thread_packs_every_layer_in_order(quiet_now: None) -> None:
+    sources = [CountingSource(seed=seed) for seed in range(4)]
+    layers = [source.layer() for source in sources]
+    model = torch.nn.Sequential(*layers)
+    assert int8_packing.unpacked_layers(model) == layers
+    thread = int8_packing.pack_in_background(int8_packing.unpacked_layers(model))
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert all(layer.is_packed for layer in layers)
+    assert [source.reads for source in sources] == [1, 1, 1, 1]
+    assert int8_packing.unpacked_layers(model) == []
+
+
+def test_background_packing_waits_while_the_layers_are_in_use(
+    quiet_now: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = CountingSource().layer()
+    busy(torch.randn(1, 32))  # a transcription has begun
+    waiting = CountingSource(seed=1)
+    layer = waiting.layer()
+    thread = int8_packing.pack_in_background([layer])
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # a transcription: calls keep coming
+        busy(torch.randn(1, 32))
+        time.sleep(0.01)
+    assert waiting.reads == 0
+    thread.join(timeout=10)  # the calls stopped: the thread packs
+    assert waiting.reads == 1 and not thread.is_alive()
+
+
+def test_a_model_dropped_before_packing_is_never_packed(
+    quiet_now: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DynamicInt8Linear, "last_call", time.monotonic() + 0.2)
+    source = CountingSource()
+    layer = source.layer()
+    thread = int8_packing.pack_in_background([layer])
+    del layer  # an unload while the packer waits
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and source.reads == 0
+
+
+def test_pack_now_packs_what_is_left_in_the_calling_thread() -> None:
+    sources = [CountingSource(seed=seed) for seed in range(3)]
+    model = torch.nn.Sequential(*(source.layer() for source in sources))
+    model[1].pack()
+    int8_packing.pack_now(model)
+    assert [source.reads for source in sources] == [1, 1, 1]
+    assert int8_packing.unpacked_layers(model) == []
