@@ -7,7 +7,9 @@ Run with `-s` to see the measured hotkey latencies.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -16,15 +18,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from desktop.harness import DesktopSession
-from Xlib import XK, X
+from Xlib import XK, X, Xatom
 from Xlib import display as xdisplay
 from Xlib import error as xerror
 from Xlib.ext import xtest
 
 from nanodictate.core.hotkeys import Hotkey
-from nanodictate.core.ports import KeyboardOutputUnavailableError, WindowInfo
+from nanodictate.core.ports import (
+    KeyboardOutputUnavailableError,
+    WindowInfo,
+    normal_process_name,
+)
 from nanodictate.platform import select_backends
 from nanodictate.platform.base import HotkeysUnavailableError, HotkeyTakenError
 from nanodictate.platform.wayland import WAYLAND_HOTKEY_REASON
@@ -502,9 +509,11 @@ def test_focused_window_and_refocus(desk: DesktopSession) -> None:
     try:
         first = desk.open_text_window(title="first window – ü")
         info = focus.focused_window()
+        # Qt sets _NET_WM_PID and WM_CLIENT_MACHINE; the window's process is a Python.
         assert info == WindowInfo(
             id=first.window_id, title="first window – ü",
             app_class=info.app_class if info else "", is_terminal=False,
+            process_name=Path(sys.executable).name.lower(),
         )  # fmt: skip
         assert info is not None and info.app_class
 
@@ -526,6 +535,42 @@ def test_focused_window_and_refocus(desk: DesktopSession) -> None:
         gone = WindowInfo(id=second.window_id, title="", app_class="", is_terminal=False)
         assert not focus.refocus(gone)
     finally:
+        focus.close()
+
+
+def test_focused_window_names_its_process_unless_it_runs_on_another_host(
+    desk: DesktopSession,
+) -> None:
+    """_NET_WM_PID names the window's process only where WM_CLIENT_MACHINE is this host (a
+    Qt window's process name is checked in test_focused_window_and_refocus)."""
+    focus = X11FocusTracker()
+    display = xdisplay.Display()
+    try:
+        # A bare window that claims this test's pid: believed only for a client on this host.
+        window = display.screen().root.create_window(0, 0, 50, 50, 0, X.CopyFromParent)
+        window.set_wm_class("remote", "Remote")
+        window.change_property(
+            display.intern_atom("_NET_WM_PID"), Xatom.CARDINAL, 32, [os.getpid()]
+        )
+        window.map()
+        window.set_input_focus(X.RevertToParent, X.CurrentTime)
+        display.sync()
+        ours = normal_process_name(psutil.Process().name())
+        assert ours
+        machine = display.intern_atom("WM_CLIENT_MACHINE")
+        names = {}
+        for host in ("elsewhere.invalid", socket.gethostname(), None):
+            if host is None:
+                window.delete_property(machine)
+            else:
+                window.change_property(machine, Xatom.STRING, 8, host.encode())
+            display.sync()
+            seen = focus.focused_window()
+            assert seen is not None and seen.id == window.id
+            names[host] = seen.process_name
+        assert names == {"elsewhere.invalid": "", socket.gethostname(): ours, None: ""}
+    finally:
+        display.close()
         focus.close()
 
 

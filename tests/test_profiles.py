@@ -4,6 +4,7 @@ profile changes, and how mistakes in the user's file are told."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from nanodictate.core.ports import WindowInfo
@@ -65,6 +66,39 @@ def test_terminals_match_what_the_platform_knows_and_titles_narrow_the_match() -
     assert not firefox_slack.matches(WindowInfo(6, "News", "firefox", is_terminal=False))
 
 
+# Electron apps on Windows share one window class: only the process tells them apart.
+DISCORD_ON_WINDOWS = WindowInfo(
+    7, "#general - Discord", "Chrome_WidgetWin_1", False, False, "discord"
+)
+CODE_ON_WINDOWS = WindowInfo(8, "main.py - Code", "Chrome_WidgetWin_1", False, False, "code")
+
+
+def test_the_examples_match_by_process_name_where_the_class_says_nothing() -> None:
+    profiles = enabled_examples()
+    assert getattr(profile_for(DISCORD_ON_WINDOWS, profiles), "name", None) == "Chat"
+    assert profile_for(CODE_ON_WINDOWS, profiles) is None
+    ptyxis = WindowInfo(9, "~", "org.gnome.Ptyxis", False, process_name="ptyxis")
+    assert getattr(profile_for(ptyxis, profiles), "name", None) == "Terminal"
+
+
+def test_process_patterns_any_case_with_or_without_exe() -> None:
+    code = Profile("Code", process=("Code.exe",))
+    assert code.matches(CODE_ON_WINDOWS) and not code.matches(DISCORD_ON_WINDOWS)
+    assert Profile("Paths", process=("/usr/share/code/CODE",)).matches(CODE_ON_WINDOWS)
+    electron = Profile("Electron", process=("disc*", "sl?ck"))
+    assert electron.matches(DISCORD_ON_WINDOWS)
+    assert electron.matches(WindowInfo(1, "", "", False, process_name="slack"))
+    # A window whose process is unknown (another host's X client) fits no pattern, even "*".
+    assert not Profile("Any", process=("*",)).matches(SLACK)
+    # Class, process and terminals: any one is enough; titles still narrow the match.
+    either = Profile("Either", apps=("gedit",), process=("code",))
+    assert either.matches(EDITOR) and either.matches(CODE_ON_WINDOWS)
+    assert not either.matches(DISCORD_ON_WINDOWS)
+    code_tests = Profile("Code tests", process=("code",), titles=("test_*",))
+    assert not code_tests.matches(CODE_ON_WINDOWS)
+    assert code_tests.matches(replace(CODE_ON_WINDOWS, title="test_profiles.py - Code"))
+
+
 def test_the_first_enabled_match_wins() -> None:
     profiles = (
         Profile("Off", enabled=False, apps=("slack",)),
@@ -95,13 +129,23 @@ paste_method = "fax"
 name = "Nowhere"
 
 [[profile]]
+name = "Numbers"
+process = [1, 2]
+
+[[profile]]
 name = "Good"
 apps = "kitty"
 language = "zh-CN"
 paste_method = "type"
+
+[[profile]]
+name = "By process"
+process = "Code.exe"
 """
     found = parse_profiles(text)
-    assert [p.name for p in found.profiles] == ["Good"]
+    assert [p.name for p in found.profiles] == ["Good", "By process"]
+    assert found.profiles[1].process == ("Code.exe",)
+    assert found.profiles[1].matches(CODE_ON_WINDOWS)
     good = found.profiles[0]
     assert good.apps == ("kitty",) and good.language == "zh"
     assert good.paste_method is PasteMethod.TYPE
@@ -111,6 +155,9 @@ paste_method = "type"
         'Profile 3 ("Fax") is left out: paste_method must be one of "paste", "type", "copy".'
     )
     assert "matches no window" in found.problems[3]
+    assert found.problems[4] == (
+        'Profile 5 ("Numbers") is left out: process must be a list of text, like ["one", "two"].'
+    )
     broken = parse_profiles('[[profile]\nname = "x"')
     assert broken.profiles == () and broken.problems[0].startswith("The profiles file is not")
 

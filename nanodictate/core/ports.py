@@ -26,6 +26,7 @@ __all__ = [
     "KeyboardOutputUnavailableError",
     "PrimaryPasteKeyboard",
     "WindowInfo",
+    "normal_process_name",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -40,7 +41,10 @@ class WindowInfo:
     `id` is the platform's window handle (X11 window id, Windows HWND); `app_class` is X11's
     WM_CLASS class part (or the process/app name elsewhere); `is_terminal` says whether a paste
     there needs Ctrl+Shift+V; `pastes_primary` that it needs the PRIMARY selection and
-    Shift+Insert instead (xterm and its kin, X11 only).
+    Shift+Insert instead (xterm and its kin, X11 only). `process_name` is the name of the
+    program that owns the window, in one form on every OS (`normal_process_name`: the
+    executable's base name without ".exe", lower case: "firefox", "windowsterminal"), empty
+    when unknown (a window of another host, a process we may not look at).
     """
 
     id: int
@@ -48,6 +52,16 @@ class WindowInfo:
     app_class: str
     is_terminal: bool
     pastes_primary: bool = False
+    process_name: str = ""
+
+
+def normal_process_name(executable: str) -> str:
+    r"""The form `WindowInfo.process_name` takes, whichever OS reported the program:
+    `C:\Apps\WindowsTerminal.exe` → "windowsterminal", `/usr/bin/kitty` → "kitty"."""
+    base = executable.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if base.lower().endswith(".exe"):
+        base = base[: -len(".exe")]
+    return base.lower()
 
 
 @runtime_checkable

@@ -1,11 +1,12 @@
 """Per-app profiles: what changes when a dictation goes to a particular kind of window.
 
 A profile matches the window that has focus at key-down — by its class (X11 ``WM_CLASS``,
-the window class on Windows), its title, or the platform's knowing it is a terminal — and
-sets, for that dictation, the paste method, the language, extra hotwords, the text steps,
-auto-submit, and two finishing touches for command lines (no capital at the start, no
-period at the end). A key a profile leaves out keeps the settings' value. The first enabled
-profile that matches wins.
+the window class on Windows), the name of the program that owns it ("firefox", "code",
+"windowsterminal": `WindowInfo.process_name`), its title, or the platform's knowing it is a
+terminal — and sets, for that dictation, the paste method, the language, extra hotwords, the
+text steps, auto-submit, and two finishing touches for command lines (no capital at the
+start, no period at the end). A key a profile leaves out keeps the settings' value. The
+first enabled profile that matches wins.
 
 The profiles live in a TOML file in the user config folder (``profiles.toml``), not in the
 settings INI: a profile is a record (what it matches, what it changes), which the settings'
@@ -26,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nanodictate.core.languages import language_for
-from nanodictate.core.ports import WindowInfo
+from nanodictate.core.ports import WindowInfo, normal_process_name
 from nanodictate.core.text_output import PasteMethod
 from nanodictate.core.text_steps import TextStepsConfig
 
@@ -54,9 +55,10 @@ __all__ = [
 class Profile:
     name: str
     enabled: bool = True
-    # Which windows: shell-style patterns (any case) for the class and the title; `terminals`
-    # matches every window the platform recognises as a terminal.
+    # Which windows: shell-style patterns (any case) for the class, the process name and the
+    # title; `terminals` matches every window the platform recognises as a terminal.
     apps: tuple[str, ...] = ()
+    process: tuple[str, ...] = ()
     titles: tuple[str, ...] = ()
     terminals: bool = False
     # What changes; None keeps the setting's value.
@@ -72,13 +74,24 @@ class Profile:
     drop_final_period: bool = False
 
     def matches(self, window: WindowInfo) -> bool:
-        """A profile with `apps` or `terminals` needs the window to be one of them; with
-        `titles` the title must fit one too (a profile with titles only matches by title)."""
-        if self.apps or self.terminals:
-            app = _fits(window.app_class, self.apps)
-            if not (app or (self.terminals and window.is_terminal)):
+        """A profile with `apps`, `process` or `terminals` needs the window to be one of them
+        (any one is enough); with `titles` the title must fit one too (a profile with titles
+        only matches by title)."""
+        if self.apps or self.process or self.terminals:
+            one_of_them = (
+                _fits(window.app_class, self.apps)
+                or self._process_fits(window.process_name)
+                or (self.terminals and window.is_terminal)
+            )
+            if not one_of_them:
                 return False
         return not self.titles or _fits(window.title, self.titles)
+
+    def _process_fits(self, process_name: str) -> bool:
+        # An unknown process (a remote X client) fits no pattern, not even "*"; a pattern
+        # written as "Code.exe" or a path means the same program as "code".
+        patterns = [normal_process_name(pattern) for pattern in self.process]
+        return bool(process_name) and _fits(process_name, patterns)
 
 
 def _fits(text: str, patterns: Sequence[str]) -> bool:
@@ -94,7 +107,7 @@ class ProfileList:
 
 # ------------------------------------------------------------------------------- reading
 
-_TEXT_LISTS = ("apps", "titles", "hotwords", "replacements")
+_TEXT_LISTS = ("apps", "process", "titles", "hotwords", "replacements")
 _SWITCHES = (
     "enabled",
     "terminals",
@@ -167,8 +180,10 @@ def _profile(entry: object) -> Profile:
         except ValueError as error:
             raise _ProfileProblem(str(error)) from None
     profile = Profile(**values)  # type: ignore[arg-type]  # each value checked above
-    if not (profile.apps or profile.titles or profile.terminals):
-        raise _ProfileProblem("it matches no window (give apps, titles or terminals = true).")
+    if not (profile.apps or profile.process or profile.titles or profile.terminals):
+        raise _ProfileProblem(
+            "it matches no window (give apps, process, titles or terminals = true)."
+        )
     return profile
 
 
@@ -291,8 +306,13 @@ EXAMPLE_PROFILES = """\
 # Which windows (at least one of these):
 #   apps      = ["kitty", "*term*"]   window class: X11 WM_CLASS (see `xprop WM_CLASS`), or
 #                                     the window class on Windows; * and ? match, any case
-#   titles    = ["*Slack*"]           window title, same patterns (with apps: both must fit)
+#   process   = ["firefox", "code"]   the program that owns the window: its executable's name
+#                                     without ".exe" (as `ps -e` or the Task Manager shows
+#                                     it), same patterns
+#   titles    = ["*Slack*"]           window title, same patterns (with apps or process: the
+#                                     title must fit too)
 #   terminals = true                  every window nanodictate knows as a terminal
+#   (apps, process and terminals: any one of them is enough)
 #
 # What changes (leave a key out to keep the setting):
 #   paste_method       = "paste" | "type" | "copy"
@@ -313,6 +333,10 @@ name = "Terminal"
 enabled = false
 terminals = true
 apps = ["*terminal*", "kitty", "alacritty", "konsole", "xterm", "urxvt", "foot", "wezterm"]
+process = [
+  "gnome-terminal-server", "ptyxis", "konsole", "xfce4-terminal", "tilix", "alacritty",
+  "kitty", "wezterm-gui", "foot", "xterm", "urxvt", "windowsterminal", "mintty",
+]
 voice_commands = false
 lowercase_start = true
 drop_final_period = true
@@ -321,5 +345,9 @@ drop_final_period = true
 name = "Chat"
 enabled = false
 apps = ["slack", "discord", "signal", "telegramdesktop", "element", "teams*"]
+process = [
+  "slack", "discord", "signal-desktop", "signal", "telegram-desktop", "telegram",
+  "element-desktop", "element", "ms-teams", "teams",
+]
 auto_submit = true
 """

@@ -11,12 +11,12 @@ Windows user makes it. Kept small on purpose.
   `register` also calls `RegisterHotKey` for the same combination and keeps it:
   ERROR_HOTKEY_ALREADY_REGISTERED means another program holds it (→ HotkeyTakenError). A
   program with its own low-level hook cannot be detected.
-- Keyboard output: `SendInput`. Ctrl+V pastes everywhere, consoles included (Windows 10+), so
-  `terminal` changes nothing here. `type_text` sends KEYEVENTF_UNICODE events, which carry any
-  character independent of the layout. Windows of elevated (admin) programs refuse input from
-  a normal process (UIPI): run the app elevated to paste there.
+- Keyboard output: `SendInput` (`keyboard.py`): paste, typing and Backspace.
 - Focus: `GetForegroundWindow` / `SetForegroundWindow` (Windows may refuse the latter unless
-  our process got the last input event — it did, through the hotkey hook).
+  our process got the last input event — it did, through the hotkey hook). The owner's
+  process name comes from `GetWindowThreadProcessId` + `QueryFullProcessImageNameW`, which
+  limited query rights allow for elevated programs too. Store apps' windows belong to
+  ApplicationFrameHost.exe, so their process name is "applicationframehost".
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ from ctypes import wintypes
 from typing import Any
 
 from nanodictate.core.hotkeys import Hotkey
-from nanodictate.core.ports import WindowInfo
+from nanodictate.core.ports import WindowInfo, normal_process_name
 from nanodictate.platform.base import (
     HotkeyEventCallback,
     HotkeysUnavailableError,
     HotkeyTakenError,
     PlatformBackends,
 )
+from nanodictate.platform.windows._win32 import dll as _dll
+from nanodictate.platform.windows._win32 import last_error as _last_error
+from nanodictate.platform.windows.keyboard import WindowsKeyboardOutput
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,7 @@ _WM_KEYDOWN, _WM_KEYUP, _WM_SYSKEYDOWN, _WM_SYSKEYUP = 0x0100, 0x0101, 0x0104, 0
 _WM_QUIT, _WM_APP = 0x0012, 0x8000
 _MOD_ALT, _MOD_CONTROL, _MOD_SHIFT, _MOD_WIN, _MOD_NOREPEAT = 0x1, 0x2, 0x4, 0x8, 0x4000
 _ERROR_HOTKEY_ALREADY_REGISTERED = 1409
-_INPUT_KEYBOARD = 1
-_KEYEVENTF_KEYUP, _KEYEVENTF_UNICODE = 0x0002, 0x0004
-_VK_SHIFT, _VK_CONTROL, _VK_MENU, _VK_LWIN, _VK_RWIN = 0x10, 0x11, 0x12, 0x5B, 0x5C
-_VK_V = 0x56
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
 _MODIFIER_VKS = {
     "shift": (0x10, 0xA0, 0xA1),
     "ctrl": (0x11, 0xA2, 0xA3),
@@ -72,16 +72,6 @@ _NAMED_VKS = {
     "comma": 0xBC, "period": 0xBE,
 }  # fmt: skip
 _TERMINAL_CLASSES = frozenset({"consolewindowclass", "cascadia_hosting_window_class", "mintty"})
-
-
-def _dll(name: str) -> Any:
-    """A Windows DLL (getattr keeps this module importable and type-checkable elsewhere)."""
-    loader = getattr(ctypes, "WinDLL")  # noqa: B009
-    return loader(name, use_last_error=True)
-
-
-def _last_error() -> int:
-    return int(getattr(ctypes, "get_last_error")())  # noqa: B009
 
 
 def virtual_key(key: str) -> int:
@@ -103,25 +93,6 @@ class _KBDLLHOOKSTRUCT(ctypes.Structure):
         ("time", ctypes.c_uint32),
         ("dwExtraInfo", ctypes.c_size_t),
     ]
-
-
-class _KEYBDINPUT(ctypes.Structure):
-    _fields_ = [
-        ("wVk", ctypes.c_uint16),
-        ("wScan", ctypes.c_uint16),
-        ("dwFlags", ctypes.c_uint32),
-        ("time", ctypes.c_uint32),
-        ("dwExtraInfo", ctypes.c_size_t),
-    ]
-
-
-class _INPUT(ctypes.Structure):
-    class _U(ctypes.Union):
-        # MOUSEINPUT is the largest member; pad to its size so cbSize is right.
-        _fields_ = [("ki", _KEYBDINPUT), ("_pad", ctypes.c_byte * 32)]
-
-    _anonymous_ = ("u",)
-    _fields_ = [("type", ctypes.c_uint32), ("u", _U)]
 
 
 class WindowsHotkeyBackend:
@@ -283,65 +254,6 @@ class WindowsHotkeyBackend:
                 log.exception("hotkey callback failed")
 
 
-class WindowsKeyboardOutput:
-    """`KeyboardOutput` with SendInput."""
-
-    name = "windows-sendinput"
-
-    def availability(self) -> tuple[bool, str]:
-        return True, ""
-
-    def wait_until_keys_released(self, timeout: float) -> bool:
-        user32 = _dll("user32")
-        deadline = time.monotonic() + max(0.0, timeout)
-        keys = [vk for vk in range(0x08, 0xFF) if vk not in (0x01, 0x02, 0x04, 0x05, 0x06)]
-        while True:
-            if not any(user32.GetAsyncKeyState(vk) & 0x8000 for vk in keys):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.005)
-
-    def send_paste(self, *, terminal: bool) -> None:
-        # Consoles and Windows Terminal paste on Ctrl+V: `terminal` needs nothing else here.
-        self._send(
-            [
-                (_VK_CONTROL, 0, 0),
-                (_VK_V, 0, 0),
-                (_VK_V, 0, _KEYEVENTF_KEYUP),
-                (_VK_CONTROL, 0, _KEYEVENTF_KEYUP),
-            ]
-        )
-
-    def type_text(self, text: str) -> None:
-        events: list[tuple[int, int, int]] = []
-        data = text.replace("\n", "\r").encode("utf-16-le")
-        for i in range(0, len(data), 2):
-            unit = int.from_bytes(data[i : i + 2], "little")
-            events += [
-                (0, unit, _KEYEVENTF_UNICODE),
-                (0, unit, _KEYEVENTF_UNICODE | _KEYEVENTF_KEYUP),
-            ]
-        self._send(events)
-
-    @staticmethod
-    def _send(events: list[tuple[int, int, int]]) -> None:
-        if not events:
-            return
-        array = (_INPUT * len(events))()
-        for item, (vk, scan, flags) in zip(array, events, strict=True):
-            item.type = _INPUT_KEYBOARD
-            item.ki = _KEYBDINPUT(vk, scan, flags, 0, 0)
-        sent = _dll("user32").SendInput(len(events), array, ctypes.sizeof(_INPUT))
-        if sent != len(events):
-            log.warning(
-                "SendInput sent %d of %d events (error %d; elevated window?)",
-                sent,
-                len(events),
-                _last_error(),
-            )
-
-
 class WindowsFocusTracker:
     """`FocusTracker` with GetForegroundWindow / SetForegroundWindow."""
 
@@ -364,6 +276,7 @@ class WindowsFocusTracker:
             title=title.value,
             app_class=klass.value,
             is_terminal=klass.value.lower() in _TERMINAL_CLASSES,
+            process_name=_process_name(hwnd),
         )
 
     def refocus(self, window: WindowInfo) -> bool:
@@ -375,6 +288,28 @@ class WindowsFocusTracker:
                 return True
             time.sleep(0.01)
         return False
+
+
+def _process_name(hwnd: int) -> str:
+    """The normal name of the program that owns window `hwnd`; "" when Windows will not say
+    (a protected system process)."""
+    user32, kernel32 = _dll("user32"), _dll("kernel32")
+    pid = wintypes.DWORD()
+    user32.GetWindowThreadProcessId(hwnd, ctypes.byref(pid))
+    if not pid.value:
+        return ""
+    kernel32.OpenProcess.restype = wintypes.HANDLE  # the default int would cut it on 64-bit
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid.value)
+    if not handle:
+        return ""
+    try:
+        path = ctypes.create_unicode_buffer(1024)
+        size = wintypes.DWORD(len(path))
+        if not kernel32.QueryFullProcessImageNameW(handle, 0, path, ctypes.byref(size)):
+            return ""
+        return normal_process_name(path.value)
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def create_backends() -> PlatformBackends:

@@ -8,19 +8,25 @@
   XGetInputFocus and set with XSetInputFocus — `xdotool windowactivate` fails there.
 - The focus may sit on a child window (Tk does that); the tracker walks up to the top-level
   client window, the one with WM_CLASS.
+- The program that owns the window is found from its _NET_WM_PID, which only means something
+  on the machine the client runs on: a window whose WM_CLIENT_MACHINE is another host (an
+  `ssh -X` client), or that does not say, gets no process name (EWMH requires
+  WM_CLIENT_MACHINE beside _NET_WM_PID).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from typing import Any
 
+import psutil
 from Xlib import X
 from Xlib import error as xerror
 from Xlib.protocol import event as xevent
 
-from nanodictate.core.ports import WindowInfo
+from nanodictate.core.ports import WindowInfo, normal_process_name
 from nanodictate.platform.x11._xlib import Display, X11ConnectionError
 from nanodictate.platform.x11.keyboard import X11Connection
 from nanodictate.platform.x11.terminals import is_terminal_class, pastes_primary_class
@@ -130,7 +136,26 @@ class X11FocusTracker:
             app_class=app_class or instance,
             is_terminal=is_terminal_class((instance, app_class)),
             pastes_primary=pastes_primary_class((instance, app_class)),
+            process_name=self._process_name(display, window),
         )
+
+    def _process_name(self, display: Display, window: Any) -> str:
+        pid = self._window_property(display, window, "_NET_WM_PID")
+        machine = window.get_full_property(
+            display.intern_atom("WM_CLIENT_MACHINE"), X.AnyPropertyType
+        )
+        if not pid or machine is None:
+            return ""
+        client_host = _as_bytes(machine.value).split(b"\0")[0].decode("latin-1")
+        if not _same_host(client_host, socket.gethostname()):
+            return ""
+        try:
+            # psutil reads the full name where /proc's is cut at 15 characters
+            # ("gnome-terminal-server").
+            return normal_process_name(psutil.Process(pid).name())
+        except psutil.Error as error:  # gone already, or not ours to look at
+            log.debug("no process name for pid %d: %s", pid, error)
+            return ""
 
     @staticmethod
     def _title(display: Display, window: Any) -> str:
@@ -180,6 +205,15 @@ class X11FocusTracker:
         )
         mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask
         root.send_event(message, event_mask=mask, onerror=onerror)
+
+
+def _same_host(client_host: str, local_host: str) -> bool:
+    """Whether WM_CLIENT_MACHINE names this machine; one side may give the fully qualified
+    name and the other the short one ("laptop" / "laptop.example.org")."""
+    client, local = client_host.strip().lower(), local_host.strip().lower()
+    if not client or not local:
+        return False
+    return client == local or client.split(".")[0] == local.split(".")[0]
 
 
 def _as_bytes(value: Any) -> bytes:
