@@ -122,3 +122,44 @@ def test_pack_now_packs_what_is_left_in_the_calling_thread() -> None:
     int8_packing.pack_now(model)
     assert [source.reads for source in sources] == [1, 1, 1]
     assert int8_packing.unpacked_layers(model) == []
+
+
+def test_stop_packing_waits_for_the_layer_being_packed_and_packs_no_more(
+    quiet_now: None,
+) -> None:
+    """What an unload does: the thread finishes the layer it is in, then stops."""
+    held = CountingSource()
+    held.gate.clear()  # the first layer's read blocks until released
+    layers = [held.layer(), CountingSource(seed=1).layer(), CountingSource(seed=2).layer()]
+    thread = int8_packing.pack_in_background(layers)
+    deadline = time.monotonic() + 10
+    while held.reads == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stopper = threading.Thread(target=int8_packing.stop_packing)
+    stopper.start()
+    time.sleep(0.1)
+    assert stopper.is_alive()  # waiting for the layer being packed
+    held.gate.set()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive() and not thread.is_alive()
+    assert [layer.is_packed for layer in layers] == [True, False, False]
+
+
+def test_a_process_that_exits_while_layers_pack_ends_cleanly() -> None:
+    """Exiting while a thread is inside FBGEMM's prepack aborted the process ("terminate
+    called without an active exception", exit code 134): the exit now waits for it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "from nanodictate.core.asr import int8_packing\n"
+        "from nanodictate.core.asr.int8 import DynamicInt8Linear, quantize_rows\n"
+        "q, s = quantize_rows(torch.randn(4096, 2048))\n"
+        "layers = [DynamicInt8Linear.unpacked((4096, 2048), False, lambda: (q, s, None))\n"
+        "          for _ in range(40)]\n"
+        "int8_packing.pack_in_background(layers)\n"
+        "import time; time.sleep(0.3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]

@@ -17,12 +17,16 @@ last) while the load finishes, the VAD loads and the user speaks (the app loads 
 key-down). A layer needed before the thread reached it is packed by its caller; whichever
 comes first packs it, once.
 
-Memory: the thread keeps only weak references, so an unload while it packs ends it at the
-next layer; it trims the heap as the load did, so what it allocated comes back at unload.
+Memory: the thread keeps only weak references and trims the heap as the load did, so what it
+allocated comes back at unload. An unload stops it and waits for the layer it is packing
+(`stop_packing`), and so does the interpreter's exit: a process that ends while a thread is
+inside FBGEMM's prepack aborts ("terminate called without an active exception"), which in the
+app's engine process would look like a crash.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -52,16 +56,23 @@ def unpacked_layers(model: nn.Module) -> list[DynamicInt8Linear]:
     return [m for m in model.modules() if isinstance(m, DynamicInt8Linear) and not m.is_packed]
 
 
+# The packing threads running, each with the event that stops it.
+_running: dict[threading.Thread, threading.Event] = {}
+
+
 def pack_in_background(layers: Iterable[DynamicInt8Linear]) -> threading.Thread:
     """Start a daemon thread that packs ``layers`` in order; it ends when all are packed or
-    dropped."""
+    dropped, or when `stop_packing` is called."""
     references = [weakref.ref(layer) for layer in layers]
+    stop = threading.Event()
 
     def pack_all_alive() -> None:
         started = time.perf_counter()
         for index, reference in enumerate(references):
-            _wait_for_quiet()
+            _wait_for_quiet(stop)
             layer = reference()
+            if stop.is_set():
+                return
             if layer is None:
                 continue
             layer.pack()
@@ -71,14 +82,32 @@ def pack_in_background(layers: Iterable[DynamicInt8Linear]) -> threading.Thread:
         trim_heap()
         log.info("INT8 layers packed in %.1f s", time.perf_counter() - started)
 
-    thread = threading.Thread(target=pack_all_alive, name="int8-packing", daemon=True)
+    def run() -> None:
+        try:
+            pack_all_alive()
+        finally:
+            _running.pop(threading.current_thread(), None)
+
+    thread = threading.Thread(target=run, name="int8-packing", daemon=True)
+    _running[thread] = stop
     thread.start()
     return thread
 
 
-def _wait_for_quiet() -> None:
+def stop_packing() -> None:
+    """Stop every packing thread after the layer it is packing, and wait for it."""
+    for thread, stop in list(_running.items()):
+        stop.set()
+        thread.join()
+
+
+atexit.register(stop_packing)
+
+
+def _wait_for_quiet(stop: threading.Event) -> None:
     while (quiet := time.monotonic() - DynamicInt8Linear.last_call) < QUIET_BEFORE_PACKING_S:
-        time.sleep(QUIET_BEFORE_PACKING_S - quiet)
+        if stop.wait(QUIET_BEFORE_PACKING_S - quiet):
+            return
 
 
 def pack_now(model: nn.Module) -> None:

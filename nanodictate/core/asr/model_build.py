@@ -134,7 +134,11 @@ def greedy_decoder(automodel: Any, compute_dtype: str) -> Any:
 
 
 def release_automodel(automodel: Any) -> None:
-    """Drop every part of an AutoModel that holds model memory."""
+    """Drop every part of an AutoModel that holds model memory (after the INT8 layers'
+    background packing has stopped: it may hold a layer)."""
+    from nanodictate.core.asr.int8_packing import stop_packing
+
+    stop_packing()
     for attribute in _AUTOMODEL_PARTS:
         if hasattr(automodel, attribute):
             setattr(automodel, attribute, None)
