@@ -161,10 +161,15 @@ def _decode_group(
             prompt_embeddings(loaded.automodel, _audio_of(jobs[chunk.job], chunk), request)
             for chunk, request in zip(group, requests, strict=True)
         ]
+        # the placeholder answer's length: the same for every chunk
+        (first_position,) = {prompt.first_position for prompt in prompts}
         # the autocast funasr's inference_llm sets for bf16, as `decode_tokens` does
         with torch.autocast(device_type, enabled=dtype != torch.float32, dtype=dtype):
             tokens = generate_batch(
-                loaded.decoder, prompts, [request.max_new_tokens for request in requests]
+                loaded.decoder,
+                [prompt.embeds for prompt in prompts],
+                [request.max_new_tokens for request in requests],
+                first_position,
             )
     return [tokens_to_text(loaded.automodel, own).strip() for own in tokens]
 

@@ -16,9 +16,10 @@ The step is `GreedyDecoder.forward`'s arithmetic with a batch dimension:
   batch and its output is ignored: the requests are sorted by length before they come
   here, so they stop at about the same step, and dropping rows would copy the cache.
 
-The tokens are those of decoding each prompt alone, up to the rounding of a matrix
-product over several rows (and, for the CPU's INT8, activations quantized with one scale
-per call, as in any batched INT8 path); `tests/test_batch_loop.py` checks the texts.
+The tokens are those of decoding each prompt alone in FP32 (`tests/test_decoder_loop.py`).
+In BF16 a matrix product over several rows can round differently from one over a row, and
+the CPU's INT8 quantizes each call's activations with one scale for all rows (as any
+batched INT8 path does), so there a word can differ where the model hesitates between two.
 """
 
 from __future__ import annotations
@@ -32,16 +33,20 @@ from nanodictate.core.asr.decoder_loop import GreedyDecoder, rms_norm, rotate_ha
 
 
 def generate_batch(
-    decoder: GreedyDecoder, prompts: Sequence[torch.Tensor], caps: Sequence[int]
+    decoder: GreedyDecoder,
+    prompts: Sequence[torch.Tensor],
+    caps: Sequence[int],
+    first_position: int = 0,
 ) -> list[list[int]]:
     """Greedy tokens after each prompt ([1, T_i, hidden], one dtype and device), at most
-    ``caps[i]`` for prompt i; the end token is part of the output, as in ``generate``."""
+    ``caps[i]`` for prompt i; the end token is part of the output, as in ``generate``.
+    ``first_position``: every prompt's first rotary position (`GreedyDecoder.generate`)."""
     if len(prompts) != len(caps) or not prompts:
         raise ValueError("one token cap per prompt, and at least one prompt")
     dtype, device = prompts[0].dtype, prompts[0].device
     length = max(p.shape[1] + cap for p, cap in zip(prompts, caps, strict=True))
     cache = _new_batch_cache(decoder, len(prompts), length, dtype, device)
-    cos, sin = decoder.rope_table(length, dtype, device)
+    cos, sin = decoder.rope_table(length, dtype, device, first_position)
 
     chosen: list[int] = []
     for row, prompt in enumerate(prompts):

@@ -32,11 +32,17 @@ CAPACITY = 512
 class CudaGraphStep:
     """Static buffers and the captured one-token step for one decoder, dtype and device."""
 
-    def __init__(self, decoder: GreedyDecoder, dtype: torch.dtype, device: torch.device):
+    def __init__(
+        self,
+        decoder: GreedyDecoder,
+        dtype: torch.dtype,
+        device: torch.device,
+        first_position: int,
+    ):
         self.decoder = decoder
-        self.dtype, self.device = dtype, device
+        self.key = (dtype, device, first_position)
         self.cache = decoder.new_cache(CAPACITY, dtype, device)
-        self.cos, self.sin = decoder.rope_table(CAPACITY, dtype, device)
+        self.cos, self.sin = decoder.rope_table(CAPACITY, dtype, device, first_position)
         self.token = torch.zeros((1, 1), dtype=torch.long, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self.mask = torch.full((1, 1, 1, CAPACITY), -float("inf"), dtype=dtype, device=device)
@@ -93,6 +99,7 @@ def graph_generate(
     max_new_tokens: int,
     min_new_tokens: int,
     streamer: TokenStreamer | None = None,
+    first_position: int = 0,
 ) -> list[int] | None:
     """The tokens through the CUDA graph, or None where it does not apply (then decode
     eagerly): a prompt and cap beyond the capacity."""
@@ -100,9 +107,9 @@ def graph_generate(
         return None
     step = decoder.graph
     dtype, device = inputs_embeds.dtype, inputs_embeds.device
-    if not (isinstance(step, CudaGraphStep) and (step.dtype, step.device) == (dtype, device)):
+    if not (isinstance(step, CudaGraphStep) and step.key == (dtype, device, first_position)):
         log.info("Capturing the decode step in a CUDA graph (%s, %s)", dtype, device)
-        decoder.graph = step = CudaGraphStep(decoder, dtype, device)
+        decoder.graph = step = CudaGraphStep(decoder, dtype, device, first_position)
     return step.generate(inputs_embeds, max_new_tokens, min_new_tokens, streamer)
 
 

@@ -11,7 +11,15 @@ the same operations, so it chooses exactly the tokens ``generate()`` chooses:
 * the KV cache is allocated once per decode, as long as the prompt plus the token cap;
 * RMSNorm and RoPE are written out as transformers writes them (fp32 norm, the module's own
   ``inv_freq``, which funasr casts with the LLM);
-* the output head sees the last position only.
+* the output head sees the last position only;
+* the prompt's rotary positions start where funasr's call puts them (``first_position``).
+  funasr passes ``generate()`` an attention mask as long as the whole chat, the assistant's
+  placeholder answer ("null<|im_end|>") included, and transformers numbers positions by the
+  mask (``cumsum - 1``, the last T kept): the prompt sits at positions n..n+T-1, n being
+  the answer's token count (4 on the replica), not 0..T-1. In exact arithmetic RoPE sees
+  only distances, but cos/sin at other angles round differently (the first attention output
+  differs by ≈1 ulp), and INT8's per-call activation scale turns those ulps into other
+  tokens (full-size replica: another token at the 5th step).
 
 What ``generate()`` did that still matters is kept: the token cap, stopping at the model's
 end tokens (the end token is part of the output, as there), and ``min_new_tokens``, which
@@ -170,10 +178,12 @@ class GreedyDecoder:
     # ------------------------------------------------------------------ one forward
 
     def rope_table(
-        self, length: int, dtype: torch.dtype, device: torch.device
+        self, length: int, dtype: torch.dtype, device: torch.device, first_position: int = 0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sin for positions 0..length-1, as Qwen3RotaryEmbedding computes them."""
-        positions = torch.arange(length, device=device, dtype=torch.float32)
+        """cos and sin for ``length`` positions from ``first_position`` (row i: position
+        first_position + i), as Qwen3RotaryEmbedding computes them."""
+        end = first_position + length
+        positions = torch.arange(first_position, end, device=device, dtype=torch.float32)
         inv_freq = self.rotary.inv_freq.to(device=device, dtype=torch.float32)
         freqs = positions[:, None] * inv_freq
         emb = torch.cat((freqs, freqs), dim=-1)
@@ -284,20 +294,25 @@ class GreedyDecoder:
         max_new_tokens: int,
         min_new_tokens: int = 0,
         streamer: TokenStreamer | None = None,
+        first_position: int = 0,
     ) -> list[int]:
         """Greedy tokens after the prompt ``inputs_embeds`` ([1, T, hidden]), as
         ``generate(inputs_embeds=…, max_new_tokens=…, min_new_tokens=…, streamer=…)``
-        makes them."""
+        makes them. ``first_position``: the prompt's first rotary position, which
+        ``generate()`` takes from the attention mask (its length minus T); the cache is
+        indexed from 0 whatever it is."""
         prompt = inputs_embeds.shape[1]
         dtype, device = inputs_embeds.dtype, inputs_embeds.device
         if device.type == "cuda":
             from nanodictate.core.asr.decoder_graph import graph_generate
 
-            graphed = graph_generate(self, inputs_embeds, max_new_tokens, min_new_tokens, streamer)
+            graphed = graph_generate(
+                self, inputs_embeds, max_new_tokens, min_new_tokens, streamer, first_position
+            )
             if graphed is not None:
                 return graphed
         cache = self.new_cache(prompt + max_new_tokens, dtype, device)
-        cos, sin = self.rope_table(prompt + max_new_tokens, dtype, device)
+        cos, sin = self.rope_table(prompt + max_new_tokens, dtype, device, first_position)
         tokens: list[int] = []
         x, position = inputs_embeds, 0
         while len(tokens) < max_new_tokens:

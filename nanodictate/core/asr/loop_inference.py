@@ -32,25 +32,45 @@ class ChunkRequest:
     min_new_tokens: int = 0
 
 
-def prompt_embeddings(automodel: Any, audio: torch.Tensor, request: ChunkRequest) -> torch.Tensor:
-    """The LLM's input: the chat prompt's embeddings with the adaptor's output in place."""
+@dataclass(frozen=True)
+class Prompt:
+    """The LLM's input for one chunk: the chat prompt's embeddings with the adaptor's output
+    in place, and the rotary position of its first row as funasr's ``generate()`` call
+    places it (`decoder_loop`: the attention mask funasr passes also covers the assistant's
+    placeholder answer, and transformers numbers positions by the mask)."""
+
+    embeds: torch.Tensor
+    first_position: int
+
+
+def prompt_embeddings(automodel: Any, audio: torch.Tensor, request: ChunkRequest) -> Prompt:
+    """The chunk's `Prompt`, through funasr's own prompt and front end."""
     model = automodel.model
     prompt = model.get_prompt(request.hotwords, request.language, request.itn)
     chat = model.generate_chatml(prompt, audio)
     # AutoModel.inference passes its kwargs (tokenizer, frontend, device, dataset_conf…)
     kwargs = dict(automodel.kwargs)
-    embeds, *_ = model.inference_prepare([chat], None, ["chunk"], **kwargs)
-    result: torch.Tensor = embeds.to(DTYPES[request.llm_dtype])
-    return result
+    embeds, _contents, batch, *_ = model.inference_prepare([chat], None, ["chunk"], **kwargs)
+    first_position = int(batch["attention_mask"].shape[1]) - int(embeds.shape[1])
+    return Prompt(embeds.to(DTYPES[request.llm_dtype]), first_position)
 
 
 def decode_tokens(
-    decoder: GreedyDecoder, embeds: torch.Tensor, request: ChunkRequest, device_type: str
+    decoder: GreedyDecoder,
+    embeds: torch.Tensor,
+    request: ChunkRequest,
+    device_type: str,
+    first_position: int = 0,
 ) -> list[int]:
     """The greedy tokens, under the autocast funasr's ``inference_llm`` sets for bf16."""
     dtype = DTYPES[request.llm_dtype]
     with torch.autocast(device_type=device_type, enabled=dtype != torch.float32, dtype=dtype):
-        return decoder.generate(embeds, request.max_new_tokens, request.min_new_tokens)
+        return decoder.generate(
+            embeds,
+            request.max_new_tokens,
+            request.min_new_tokens,
+            first_position=first_position,
+        )
 
 
 def tokens_to_text(automodel: Any, tokens: list[int]) -> str:
@@ -69,8 +89,9 @@ def transcribe_chunk(
         results = automodel.generate(input=audio, **generate_options(request))
         return str(results[0].get("text", "")) if results else ""
     device_type = torch.device(automodel.kwargs.get("device", "cpu")).type
-    embeds = prompt_embeddings(automodel, audio, request)
-    return tokens_to_text(automodel, decode_tokens(decoder, embeds, request, device_type))
+    prompt = prompt_embeddings(automodel, audio, request)
+    tokens = decode_tokens(decoder, prompt.embeds, request, device_type, prompt.first_position)
+    return tokens_to_text(automodel, tokens)
 
 
 def generate_options(request: ChunkRequest) -> dict[str, Any]:
