@@ -126,7 +126,10 @@ def memory_limited_app(desk: DesktopSession, tmp_path: Path, models_root: Path) 
     """The app, its engine processes limited by the hook while the returned file exists."""
     limit = tmp_path / "engine-memory-limit"
     path = os.pathsep.join(p for p in (str(MEMORY_HOOK), os.environ.get("PYTHONPATH")) if p)
-    env = {"PYTHONPATH": path, MEMORY_LIMIT_ENV: str(limit)}
+    # One malloc arena: the INT8 packing thread's own arena reserves up to 64 MB of address
+    # space it has not used yet, which a process capped at its address space could still
+    # allocate from (and then never meet the cap).
+    env = {"PYTHONPATH": path, MEMORY_LIMIT_ENV: str(limit), "MALLOC_ARENA_MAX": "1"}
     app = App(desk, tmp_path / "app", {S.HOTKEY_MODE: "toggle"}, models_root, env=env)
     return app, limit
 
