@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from ui_fakes import FakeEngine, FakeHotkeys
 from nanodictate import settings as S
 from nanodictate.core.dictation import AppState
 from nanodictate.core.errors import ModelMissingError
+from nanodictate.core.ports import WindowInfo
 from nanodictate.core.text_output import OutputResult, PasteMethod
 from nanodictate.core.transcriber import LoadReport, Precision
 from nanodictate.ui.worker import EngineService
@@ -422,7 +422,7 @@ def test_a_profile_sets_the_language_and_adds_hotwords_for_its_window_fake_engin
     hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: bool(rig.output.delivered), timeout=WAIT_MS)
     assert ("transcribe", "zh", ("nanodictate", "Kubernetes"), True) in rig.engine.calls
-    rig.focus.window = SimpleNamespace(id=7, title="Other", app_class="other", is_terminal=False)
+    rig.focus.window = WindowInfo(7, "Other", "other", is_terminal=False)
     hold(rig, qtbot, 1.0)
     qtbot.waitUntil(lambda: len(rig.output.delivered) == 2, timeout=WAIT_MS)
     assert ("transcribe", "en", ("nanodictate",), True) in rig.engine.calls

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from nanodictate.core.asr.placement import llm_compute_dtype
 from nanodictate.core.dictation import AppState
+from nanodictate.core.ports import WindowInfo
 from nanodictate.core.transcriber import (
     EngineState,
     LoadReport,
@@ -255,7 +256,7 @@ class FakeFocus:
     name = "fake"
 
     def __init__(self) -> None:
-        self.window = SimpleNamespace(id=42, title="Editor", app_class="editor", is_terminal=False)
+        self.window = WindowInfo(42, "Editor", "editor", is_terminal=False)
         self.refocused: list[Any] = []
 
     def focused_window(self) -> Any:
