@@ -163,3 +163,20 @@ def test_a_process_that_exits_while_layers_pack_ends_cleanly() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+
+def test_running_out_of_memory_while_packing_leaves_the_rest_to_their_callers(
+    quiet_now: None,
+) -> None:
+    """The packer stops quietly; the layer is packed (and any error told) when it is used."""
+
+    def no_memory() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        raise MemoryError
+
+    source = CountingSource()
+    failing = DynamicInt8Linear.unpacked(tuple(source.weight.shape), True, no_memory)
+    later = source.layer()
+    int8_packing.pack_in_background([failing, later]).join(timeout=10)
+    assert not failing.is_packed and not later.is_packed
+    assert torch.equal(later(torch.ones(1, 32)), later(torch.ones(1, 32)))
+    assert later.is_packed

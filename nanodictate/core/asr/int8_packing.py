@@ -75,7 +75,13 @@ def pack_in_background(layers: Iterable[DynamicInt8Linear]) -> threading.Thread:
                 return
             if layer is None:
                 continue
-            layer.pack()
+            try:
+                layer.pack()
+            except (MemoryError, RuntimeError) as error:
+                # Out of memory here is no one's error yet: the layers left unpacked are
+                # packed by the transcription that needs them, which reports it to the user.
+                log.warning("INT8 background packing stopped: %s", type(error).__name__)
+                return
             del layer
             if index % _TRIM_EVERY == _TRIM_EVERY - 1:
                 trim_heap()
