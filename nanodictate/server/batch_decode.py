@@ -134,8 +134,9 @@ def _decode_group(
     from nanodictate.core.asr.batch_loop import generate_batch
     from nanodictate.core.asr.funasr_runtime import quiet
     from nanodictate.core.asr.loop_inference import (
-        DTYPES,
         ChunkRequest,
+        device_type_of,
+        llm_autocast,
         prompt_embeddings,
         tokens_to_text,
     )
@@ -154,8 +155,6 @@ def _decode_group(
                 max_new_tokens=max(MIN_TOKEN_CAP, math.ceil(seconds * TOKENS_PER_SECOND_CAP)),
             )
         )
-    dtype = DTYPES[loaded.llm_dtype]
-    device_type = torch.device(loaded.automodel.kwargs.get("device", "cpu")).type
     with torch.inference_mode(), quiet():
         prompts = [
             prompt_embeddings(loaded.automodel, _audio_of(jobs[chunk.job], chunk), request)
@@ -163,8 +162,7 @@ def _decode_group(
         ]
         # the placeholder answer's length: the same for every chunk
         (first_position,) = {prompt.first_position for prompt in prompts}
-        # the autocast funasr's inference_llm sets for bf16, as `decode_tokens` does
-        with torch.autocast(device_type, enabled=dtype != torch.float32, dtype=dtype):
+        with llm_autocast(device_type_of(loaded.automodel), loaded.llm_dtype):
             tokens = generate_batch(
                 loaded.decoder,
                 [prompt.embeds for prompt in prompts],

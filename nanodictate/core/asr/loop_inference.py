@@ -55,6 +55,12 @@ def prompt_embeddings(automodel: Any, audio: torch.Tensor, request: ChunkRequest
     return Prompt(embeds.to(DTYPES[request.llm_dtype]), first_position)
 
 
+def llm_autocast(device_type: str, llm_dtype: str) -> torch.autocast:
+    """The autocast funasr's ``inference_llm`` sets around decoding: on for bf16."""
+    dtype = DTYPES[llm_dtype]
+    return torch.autocast(device_type=device_type, enabled=dtype != torch.float32, dtype=dtype)
+
+
 def decode_tokens(
     decoder: GreedyDecoder,
     embeds: torch.Tensor,
@@ -63,14 +69,18 @@ def decode_tokens(
     first_position: int = 0,
 ) -> list[int]:
     """The greedy tokens, under the autocast funasr's ``inference_llm`` sets for bf16."""
-    dtype = DTYPES[request.llm_dtype]
-    with torch.autocast(device_type=device_type, enabled=dtype != torch.float32, dtype=dtype):
+    with llm_autocast(device_type, request.llm_dtype):
         return decoder.generate(
             embeds,
             request.max_new_tokens,
             request.min_new_tokens,
             first_position=first_position,
         )
+
+
+def device_type_of(automodel: Any) -> str:
+    """Where funasr's AutoModel runs: "cpu" or "cuda"."""
+    return torch.device(automodel.kwargs.get("device", "cpu")).type
 
 
 def tokens_to_text(automodel: Any, tokens: list[int]) -> str:
@@ -88,9 +98,10 @@ def transcribe_chunk(
     if decoder is None:
         results = automodel.generate(input=audio, **generate_options(request))
         return str(results[0].get("text", "")) if results else ""
-    device_type = torch.device(automodel.kwargs.get("device", "cpu")).type
     prompt = prompt_embeddings(automodel, audio, request)
-    tokens = decode_tokens(decoder, prompt.embeds, request, device_type, prompt.first_position)
+    tokens = decode_tokens(
+        decoder, prompt.embeds, request, device_type_of(automodel), prompt.first_position
+    )
     return tokens_to_text(automodel, tokens)
 
 
