@@ -4,6 +4,8 @@ is quiet; the same results as packing at once, each layer packed exactly once.""
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import threading
 import time
 
@@ -148,9 +150,6 @@ def test_stop_packing_waits_for_the_layer_being_packed_and_packs_no_more(
 def test_a_process_that_exits_while_layers_pack_ends_cleanly() -> None:
     """Exiting while a thread is inside FBGEMM's prepack aborted the process ("terminate
     called without an active exception", exit code 134): the exit now waits for it."""
-    import subprocess
-    import sys
-
     script = (
         "import torch\n"
         "from nanodictate.core.asr import int8_packing\n"
@@ -180,3 +179,29 @@ def test_running_out_of_memory_while_packing_leaves_the_rest_to_their_callers(
     assert not failing.is_packed and not later.is_packed
     assert torch.equal(later(torch.ones(1, 32)), later(torch.ones(1, 32)))
     assert later.is_packed
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limits are Linux's")
+@pytest.mark.parametrize("headroom_mb", [3, 6, 13, 20])
+def test_packing_with_too_little_memory_raises_instead_of_crashing(headroom_mb: int) -> None:
+    """FBGEMM's prepack writes through a null pointer when its allocation fails (a SIGSEGV
+    at each of these headrooms before the reservation); now it is an ordinary error."""
+    script = (
+        "import resource, torch\n"
+        "from nanodictate.core.asr.int8 import DynamicInt8Linear\n"
+        "w = torch.randint(-127, 128, (3072, 1024), dtype=torch.int8)\n"
+        "s = torch.rand(3072) / 64 + 1e-3\n"
+        "layers = [DynamicInt8Linear.unpacked((3072, 1024), False, lambda: (w, s, None))\n"
+        "          for _ in range(20)]\n"
+        "size = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        f"limit = size + {headroom_mb} * 2**20\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    for layer in layers:\n"
+        "        layer.pack()\n"
+        "except RuntimeError as error:\n"
+        "    print('refused:', 'allocate' in str(error))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().strip() == "refused: True"

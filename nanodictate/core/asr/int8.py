@@ -51,7 +51,19 @@ def quantize_rows(
     return quantized, scale
 
 
+# FBGEMM's prepack does not check its allocations: where memory is short it writes through a
+# null pointer and the process dies of SIGSEGV (reproduced under an address-space limit,
+# which is how Windows' commit limit behaves too). So a pack first reserves this many times
+# the block's bytes, which fails as torch's ordinary "can't allocate memory" error instead.
+# Its peak was under 3× the int8 block for every shape of the model (swept limits 0.5–200 MB
+# above the process's size: no crash at 3×, crashes at 2×).
+_PACK_PEAK_PER_BYTE = 3
+
+
 def _prepack(weight_int8: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> Any:
+    # Released at once: only the address space is taken, never touched, so this costs
+    # microseconds where memory overcommits.
+    torch.empty(_PACK_PEAK_PER_BYTE * weight_int8.numel(), dtype=torch.int8)
     with warnings.catch_warnings():
         # torch 2.13 deprecates quantized dtypes; FBGEMM's dynamic int8 linear still needs
         # one to prepack, and remains the fastest CPU path we measured.
