@@ -104,7 +104,7 @@ LANGUAGE = Setting(
     str,
     "en",
     "Language",
-    tuple((language.code, language.native_name) for language in LANGUAGES),
+    tuple((language.code, language.label) for language in LANGUAGES),
     section="Recognition",
 )
 HOTWORDS = Setting(

@@ -94,6 +94,14 @@ def _stderr_after(
 
 
 @pytest.mark.usefixtures("logging_restored")
+def test_language_labels_name_each_language_in_english_too() -> None:
+    """A desktop without the script's fonts draws "ไทย" as boxes; the English name stays."""
+    labels = {language.code: language.label for language in LANGUAGES}
+    assert labels["th"] == "ไทย (Thai)" and labels["zh"] == "中文 (Chinese)"
+    assert labels["en"] == "English" and labels["fil"] == "Filipino"
+    assert all(language.english_name in language.label for language in LANGUAGES)
+
+
 def test_funasr_root_warnings_stay_off_stderr_and_ours_do_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -1,6 +1,6 @@
 """The 31 languages of Fun-ASR-MLT-Nano-2512, and the three of Fun-ASR-Nano-2512.
 
-Users pick a language by ISO code and see its native name; the model's prompt wants the
+Users pick a language by ISO code and see its `label`; the model's prompt wants the
 Chinese name it was trained with ("语音转写成英文"). MLT-Nano has no language detection worth
 trusting (FunASR issue 2747: "auto" on Thai gave Chinese), so the language is always told.
 Neither model covers German, French, Spanish, Italian or Russian.
@@ -15,6 +15,14 @@ class Language:
     english_name: str
     native_name: str
     prompt_name: str  # the name the model's prompt expects
+
+    @property
+    def label(self) -> str:
+        """The native name, with the English one beside it where they differ ("ไทย (Thai)"):
+        a desktop without CJK, Thai or Devanagari fonts draws those names as empty boxes."""
+        if self.native_name == self.english_name:
+            return self.native_name
+        return f"{self.native_name} ({self.english_name})"
 
 
 LANGUAGES: tuple[Language, ...] = (

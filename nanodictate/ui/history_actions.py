@@ -52,7 +52,7 @@ class RetranscribeDialog(QDialog):
         self.setWindowTitle("Re-transcribe")
         self.language = QComboBox()
         for language in languages_of(settings.get(S.MODEL)):
-            self.language.addItem(language.native_name, language.code)
+            self.language.addItem(language.label, language.code)
         self._select(self.language, entry.language)
         self.precision = QComboBox()
         for value, label in S.PRECISION.choices:

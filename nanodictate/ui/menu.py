@@ -124,7 +124,7 @@ class TrayMenu(QMenu):
     def _language_choices(self) -> tuple[tuple[str, str], ...]:
         """The active model's languages only (Fun-ASR-Nano has 3 of MLT-Nano's 31)."""
         model = self.settings.get(S.MODEL)
-        return tuple((language.code, language.native_name) for language in languages_of(model))
+        return tuple((language.code, language.label) for language in languages_of(model))
 
     def _choice_menu(
         self, setting: S.Setting[Any], choices: tuple[tuple[Any, str], ...] | None = None

@@ -218,7 +218,7 @@ class SettingsWindow(QDialog):
         combo.blockSignals(True)  # the items change, not the user's choice
         combo.clear()
         for language in languages_of(self._model_combo().currentData()):
-            combo.addItem(language.native_name, language.code)
+            combo.addItem(language.label, language.code)
         index = combo.findData(current)
         combo.setCurrentIndex(index if index >= 0 else max(0, combo.findData(S.LANGUAGE.default)))
         combo.blockSignals(False)

@@ -91,7 +91,7 @@ class Tray(QObject):
         if self.download_note:
             lines.append(self.download_note)
         try:
-            language = language_for(settings.get(S.LANGUAGE)).native_name
+            language = language_for(settings.get(S.LANGUAGE)).label
         except ValueError:
             language = settings.get(S.LANGUAGE)
         lines.append(f"Language: {language}")

@@ -52,7 +52,7 @@ MENU_LANGUAGE, MENU_PRECISION, MENU_UNLOAD_AFTER = 2, 3, 6  # 1 is "Speech model
 
 # The tray menu choices each mode's test makes: (language code, its label), precision.
 CHOICES = {
-    "push_to_talk": ("vi", "Tiếng Việt", "fp32"),
+    "push_to_talk": ("vi", "Tiếng Việt (Vietnamese)", "fp32"),
     "toggle": ("id", "Bahasa Indonesia", "bf16"),
 }
 

@@ -227,7 +227,7 @@ def test_language_combo_offers_only_the_chosen_models_languages(
     languages.setCurrentIndex(languages.findData("ja"))
     model.setCurrentIndex(model.findData("fun-asr-nano"))
     assert _codes(languages) == ["zh", "en", "ja"] and languages.currentData() == "ja"
-    assert languages.itemText(0) == "中文" and settings.get(S.MODEL) == "fun-asr-mlt-nano"
+    assert languages.itemText(0) == "中文 (Chinese)" and settings.get(S.MODEL) == "fun-asr-mlt-nano"
     _click_ok(window)
     assert (settings.get(S.MODEL), settings.get(S.LANGUAGE)) == ("fun-asr-nano", "ja")
 

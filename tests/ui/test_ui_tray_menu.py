@@ -84,7 +84,7 @@ def test_tray_follows_state_level_and_memory(qapp: Any, settings: S.Settings) ->
     tip = tray.icon.toolTip()
     assert "Ready" in tip and "600 MB RAM" in tip and "INT8" in tip and "Auto" in tip
     settings.set(S.LANGUAGE, "ja")
-    assert "日本語" in tray.icon.toolTip()
+    assert "日本語 (Japanese)" in tray.icon.toolTip()
 
 
 def test_tooltip_says_a_simulated_gpu_without_bf16_computes_in_fp32(
@@ -163,7 +163,11 @@ def test_the_language_menu_offers_only_the_active_models_languages(
     next(a for a in menu.group_actions(S.LANGUAGE) if a.data() == "ko").trigger()
     models[1].trigger()
     assert settings.get(S.MODEL) == "fun-asr-nano"
-    assert [a.text() for a in menu.group_actions(S.LANGUAGE)] == ["中文", "English", "日本語"]
+    assert [a.text() for a in menu.group_actions(S.LANGUAGE)] == [
+        "中文 (Chinese)",
+        "English",
+        "日本語 (Japanese)",
+    ]
     # Korean is not Fun-ASR-Nano's: the language moves to one it has.
     assert settings.get(S.LANGUAGE) == "zh" and menu.checked_value(S.LANGUAGE) == "zh"
     next(a for a in menu.group_actions(S.LANGUAGE) if a.data() == "ja").trigger()
