@@ -6,7 +6,8 @@ server that has several requests at hand decodes them together: each prompt is p
 on its own (a prompt is many positions: already a matrix product), then one step advances
 all of them, each at its own position, until every one has stopped.
 
-The step is `GreedyDecoder.forward`'s arithmetic with a batch dimension:
+The step is `GreedyDecoder.forward`'s layers (its `attention_inputs` and `after_attention`)
+with a batch dimension:
 
 * each sequence writes its key and value at its own position of one shared cache
   ([layers, 2, batch, kv_heads, length, head_dim]);
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional
 
-from nanodictate.core.asr.decoder_loop import GreedyDecoder, rms_norm, rotate_half
+from nanodictate.core.asr.decoder_loop import GreedyDecoder
 
 
 def generate_batch(
@@ -97,16 +98,11 @@ def _step(
     # [B, 1, 1, end]: each sequence sees the positions it has written, its own included
     visible = (torch.arange(end, device=x.device)[None, :] <= positions[:, None])[:, None, None]
     cos_rows, sin_rows = cos[positions][:, None, None], sin[positions][:, None, None]
-    eps = decoder.eps
     for index, layer in enumerate(decoder.layers):
         keys, values = cache[index, 0], cache[index, 1]
-        hidden = rms_norm(x, layer.input_norm, eps)
-        q, k, v = decoder.heads_of(layer.qkv(hidden).view(batch, 1, -1, decoder.head_dim))
-        q = rms_norm(q, layer.q_norm, eps).transpose(1, 2)
-        k = rms_norm(k, layer.k_norm, eps).transpose(1, 2)
-        q = q * cos_rows + rotate_half(q) * sin_rows
-        keys[rows, :, positions] = (k * cos_rows + rotate_half(k) * sin_rows)[:, :, 0]
-        values[rows, :, positions] = v[:, 0]
+        q, k, v = decoder.attention_inputs(layer, x, cos_rows, sin_rows)
+        keys[rows, :, positions] = k[:, :, 0]
+        values[rows, :, positions] = v[:, :, 0]
         attention = functional.scaled_dot_product_attention(
             q,
             keys[:, :, :end],
@@ -115,8 +111,5 @@ def _step(
             scale=decoder.scaling,
             enable_gqa=True,
         )
-        x = x + layer.o(attention.transpose(1, 2).reshape(batch, 1, -1))
-        hidden = rms_norm(x, layer.post_norm, eps)
-        gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
-        x = x + layer.down(functional.silu(gate) * up)
+        x = decoder.after_attention(layer, x, attention.transpose(1, 2).reshape(batch, 1, -1))
     return decoder.last_logits(x)

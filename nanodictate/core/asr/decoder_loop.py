@@ -223,14 +223,8 @@ class GreedyDecoder:
         end = position + steps
         for index, layer in enumerate(self.layers):
             keys, values = cache[index, 0], cache[index, 1]
-            hidden = rms_norm(x, layer.input_norm, self.eps)
-            qkv = layer.qkv(hidden).view(1, steps, -1, self.head_dim)
-            q, k, v = self.heads_of(qkv)
-            q = rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
-            k = rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
-            q = q * cos + rotate_half(q) * sin
-            keys[:, :, position:end] = k * cos + rotate_half(k) * sin
-            values[:, :, position:end] = v.transpose(1, 2)
+            q, k, v = self.attention_inputs(layer, x, cos, sin)
+            keys[:, :, position:end], values[:, :, position:end] = k, v
             attention = functional.scaled_dot_product_attention(
                 q,
                 keys[:, :, :end],
@@ -239,16 +233,34 @@ class GreedyDecoder:
                 scale=self.scaling,
                 enable_gqa=True,
             )
-            x = x + layer.o(attention.transpose(1, 2).reshape(1, steps, -1))
-            hidden = rms_norm(x, layer.post_norm, self.eps)
-            gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
-            x = x + layer.down(functional.silu(gate) * up)
+            x = self.after_attention(layer, x, attention.transpose(1, 2).reshape(1, steps, -1))
         return self.last_logits(x)
 
-    def heads_of(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Queries, keys and values of a fused projection's output [1, T, heads, head_dim]."""
+    # A layer is attention_inputs, then the attention (which differs: cache slices here, a
+    # fixed cache for a CUDA graph, per-row positions in `batch_loop`), then after_attention.
+
+    def attention_inputs(
+        self, layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A layer's queries and keys (normed, then rotated by ``cos``/``sin``) and values
+        for ``x`` [B, T, hidden], each [B, heads, T, head_dim]."""
+        batch, steps = x.shape[0], x.shape[1]
+        hidden = rms_norm(x, layer.input_norm, self.eps)
+        qkv = layer.qkv(hidden).view(batch, steps, -1, self.head_dim)
         keys_end = self.heads + self.kv_heads
-        return qkv[:, :, : self.heads], qkv[:, :, self.heads : keys_end], qkv[:, :, keys_end:]
+        q, k, v = qkv[:, :, : self.heads], qkv[:, :, self.heads : keys_end], qkv[:, :, keys_end:]
+        q = rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
+        k = rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin, v.transpose(1, 2)
+
+    def after_attention(
+        self, layer: _Layer, x: torch.Tensor, attention: torch.Tensor
+    ) -> torch.Tensor:
+        """The residual stream after the layer, given its attention [B, T, heads·head_dim]."""
+        x = x + layer.o(attention)
+        hidden = rms_norm(x, layer.post_norm, self.eps)
+        gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
+        return x + layer.down(functional.silu(gate) * up)
 
     def last_logits(self, x: torch.Tensor) -> torch.Tensor:
         last = rms_norm(x[:, -1:], self.final_norm, self.eps)
@@ -268,22 +280,15 @@ class GreedyDecoder:
         groups = self.heads // self.kv_heads
         for index, layer in enumerate(self.layers):
             keys, values = cache[index, 0], cache[index, 1]
-            hidden = rms_norm(x, layer.input_norm, self.eps)
-            q, k, v = self.heads_of(layer.qkv(hidden).view(1, 1, -1, self.head_dim))
-            q = rms_norm(q, layer.q_norm, self.eps).transpose(1, 2)
-            k = rms_norm(k, layer.k_norm, self.eps).transpose(1, 2)
-            q = q * cos + rotate_half(q) * sin
-            keys.index_copy_(2, position, k * cos + rotate_half(k) * sin)
-            values.index_copy_(2, position, v.transpose(1, 2))
+            q, k, v = self.attention_inputs(layer, x, cos, sin)
+            keys.index_copy_(2, position, k)
+            values.index_copy_(2, position, v)
             # one query per head: each key/value head's queries as its rows (no repeated KV)
             grouped = q.reshape(1, self.kv_heads, groups, self.head_dim)
             attention = functional.scaled_dot_product_attention(
                 grouped, keys, values, attn_mask=mask, scale=self.scaling
             )
-            x = x + layer.o(attention.reshape(1, 1, -1))
-            hidden = rms_norm(x, layer.post_norm, self.eps)
-            gate, up = layer.gate_up(hidden).chunk(2, dim=-1)
-            x = x + layer.down(functional.silu(gate) * up)
+            x = self.after_attention(layer, x, attention.reshape(1, 1, -1))
         return self.last_logits(x)
 
     # ------------------------------------------------------------------ the loop
