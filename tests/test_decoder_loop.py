@@ -16,6 +16,7 @@ import torch
 
 from nanodictate.core.asr import model_build
 from nanodictate.core.asr.batch_loop import generate_batch
+from nanodictate.core.asr.decoder_graph import CudaGraphStep
 from nanodictate.core.asr.decoder_loop import GreedyDecoder, end_token_ids
 from nanodictate.core.asr.engine import Engine
 from nanodictate.core.asr.funasr_runtime import quiet
@@ -264,3 +265,35 @@ def test_a_batch_decodes_the_tokens_of_each_prompt_alone(
     assert len({prompt.shape[1] for prompt in prompts}) == len(prompts)
     with torch.inference_mode(), torch.autocast("cpu", enabled=dtype == "bf16", dtype=compute):
         assert generate_batch(decoder, prompts, caps, prompt.first_position) == alone
+
+
+class EagerGraphStep(CudaGraphStep):
+    """`CudaGraphStep` with its static buffers and masked step, but no CUDA graph (no GPU
+    here): a replay runs the step, writing the logits the graph's replay would."""
+
+    def _capture(self, device: torch.device) -> tuple[Any, torch.Tensor]:
+        return self, self._step()
+
+    def replay(self) -> None:
+        self.logits = self._step()
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("fp32", "fp32"), ("int8", "fp32")])
+def test_the_cuda_graph_steps_arithmetic_makes_the_loops_tokens_gpu_simulated(
+    lively_replica: Path, tmp_path: Path, precision: str, dtype: str
+) -> None:
+    """The graph's step (fixed cache, position as a tensor, a mask over what is written) is
+    only captured on a GPU; run eagerly on the CPU it gives the plain loop's tokens."""
+    fused = _automodel(lively_replica, tmp_path, precision, dtype, fused=True)
+    decoder = GreedyDecoder(fused.model.llm, torch.float32)
+    for text, voice, language, hotwords in REQUESTS:
+        audio = torch.from_numpy(speech(text, voice=voice).astype(np.float32))
+        request = ChunkRequest(language, hotwords, True, dtype, max_new_tokens=30)
+        with torch.inference_mode(), quiet():
+            prompt = prompt_embeddings(fused, audio, request)
+            plain = decode_tokens(decoder, prompt.embeds, request, "cpu", prompt.first_position)
+            step = EagerGraphStep(
+                decoder, torch.float32, torch.device("cpu"), prompt.first_position
+            )
+            graphed = step.generate(prompt.embeds, 30, request.min_new_tokens, None)
+        assert graphed == plain and len(set(plain)) > 5

@@ -11,13 +11,15 @@ The prompt's prefill (one call, many positions) runs eagerly into the same cache
 that would not fit the capacity runs eagerly as a whole. The graph holds the weights'
 addresses: `forget_graph` drops it whenever the weights move (idle offload to RAM).
 
-Written without a GPU to run it here; ``bench/gpu/cases.py --case decode-loop`` checks its
-tokens against ``generate()`` and times both on a lent GPU.
+Written without a GPU to run it here. Its buffers and masked step are tested on the CPU, the
+graph replaced by running the step (`tests/test_decoder_loop.py`); ``bench/gpu/cases.py
+--case decode-loop`` checks its tokens against ``generate()`` and times both on a lent GPU.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
@@ -46,16 +48,21 @@ class CudaGraphStep:
         self.token = torch.zeros((1, 1), dtype=torch.long, device=device)
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self.mask = torch.full((1, 1, 1, CAPACITY), -float("inf"), dtype=dtype, device=device)
-        self.graph = torch.cuda.CUDAGraph()
+        self.graph, self.logits = self._capture(device)
+        self.cache.zero_()
+
+    def _capture(self, device: torch.device) -> tuple[Any, torch.Tensor]:
+        """The graph of `_step` and the logits buffer each replay writes."""
+        graph = torch.cuda.CUDAGraph()
         side = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # warm-up outside the graph: kernel choices, probes
             for _ in range(2):
                 self._step()
         torch.cuda.current_stream(device).wait_stream(side)
-        with torch.cuda.graph(self.graph):
-            self.logits = self._step()
-        self.cache.zero_()
+        with torch.cuda.graph(graph):
+            logits = self._step()
+        return graph, logits
 
     def _step(self) -> torch.Tensor:
         x = self.decoder.embedding(self.token)
