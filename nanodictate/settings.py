@@ -6,10 +6,10 @@ order of `SECTIONS` and of the declarations below; precision and device take the
 from the engine's own enums, so the two cannot drift apart.
 
 This module imports no Qt and nothing of the UI. `Setting` and the store interface live in
-`settings_types` (and are re-exported here). `Settings` reads and writes raw values through a
-small `SettingsStore` that its caller opens: the app passes the QSettings INI file of
-`nanodictate.ui.settings_store`, in the user config folder — or in
-``$NANODICTATE_CONFIG_DIR`` so tests never touch the user's real file.
+`settings_types` (and are re-exported here). `Settings` (its machinery in `settings_access`)
+reads and writes raw values through a small `SettingsStore` that its caller opens: the app
+passes the QSettings INI file of `nanodictate.ui.settings_store`, in the user config folder
+— or in ``$NANODICTATE_CONFIG_DIR`` so tests never touch the user's real file.
 The file carries a schema version; `Settings` runs the upgrade hooks of newer versions once
 when it opens an older file, and moves a damaged file aside instead of reading garbage.
 
@@ -20,19 +20,17 @@ back to the default (with a log line) instead of crashing the app.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import platformdirs
 
 from nanodictate.core.languages import LANGUAGES
 from nanodictate.core.profiles import PROFILES_FILE_NAME
 from nanodictate.core.transcriber import DeviceChoice, Precision
+from nanodictate.settings_access import SettingsAccess
 from nanodictate.settings_types import MemoryStore as MemoryStore
 from nanodictate.settings_types import Setting as Setting
 from nanodictate.settings_types import SettingsStore as SettingsStore
@@ -41,14 +39,9 @@ from nanodictate.settings_types import Upgrade as Upgrade
 from nanodictate.settings_types import enum_choices
 from nanodictate.settings_types import file_damage as file_damage
 
-log = logging.getLogger(__name__)
-
 CONFIG_DIR_ENV = "NANODICTATE_CONFIG_DIR"
 SETTINGS_FILE_NAME = "nanodictate.ini"
 SCHEMA_VERSION = 1
-_VERSION_KEY = "meta/schema_version"
-
-T = TypeVar("T")
 
 # The settings window's sections, in the order it shows them.
 SECTIONS = ("Hotkeys", "Recognition", "Output", "Text", "Microphone", "Model", "Server", "System")
@@ -419,16 +412,8 @@ def profiles_file() -> Path:
     return config_dir() / PROFILES_FILE_NAME
 
 
-Listener = Callable[[Setting[Any], Any], None]
-
-
-class Settings:
-    """Typed access to the settings store; listeners hear every change that was applied.
-
-    `open_store(path)` opens the store at `path` (the settings file by default): the app passes
-    `nanodictate.ui.settings_store.IniFileStore`, tests may pass one of their own. It is an
-    opener, not a store, so a damaged file can be moved aside and a fresh one opened.
-    """
+class Settings(SettingsAccess):
+    """The settings declared above, in the user's settings file (or the one at ``path``)."""
 
     def __init__(
         self,
@@ -438,104 +423,10 @@ class Settings:
         schema_version: int = SCHEMA_VERSION,
         upgrades: Mapping[int, Upgrade] | None = None,
     ) -> None:
-        self.path = settings_file() if path is None else path
-        self.damaged_backup: Path | None = None  # where a damaged file was moved, if it was
-        self._store = self._open(open_store)
-        self._listeners: list[Listener] = []
-        self._upgrade(schema_version, UPGRADES if upgrades is None else upgrades)
-
-    def _open(self, open_store: StoreOpener) -> SettingsStore:
-        """The settings store; a damaged file is moved aside (kept) and defaults are used.
-
-        QSettings reads almost anything as keys, so garbage (a half-written file after a
-        crash, a binary file saved over it) would otherwise turn into odd keys and silently
-        lost settings: the user is told instead, and can repair or compare the old file.
-        """
-        store = open_store(self.path)
-        problem = store.damage()
-        if problem is None:
-            return store
-        del store
-        backup = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(self.path, backup)
-        self.damaged_backup = backup
-        log.warning("Settings file %s is damaged (%s); moved to %s", self.path, problem, backup)
-        return open_store(self.path)
-
-    def _upgrade(self, target: int, upgrades: Mapping[int, Upgrade]) -> None:
-        raw = self._store.value(_VERSION_KEY)
-        try:
-            stored = int(str(raw)) if raw is not None else None
-        except ValueError:
-            stored = None
-        if stored is None:
-            # A file without a version is new (or from before versioning: version 0).
-            stored = 0 if self._store.keys() else target
-        if stored > target:
-            log.warning(
-                "Settings file %s is from a newer version (%d > %d); unknown keys are kept",
-                self.path,
-                stored,
-                target,
-            )
-            return
-        for version in range(stored + 1, target + 1):
-            hook = upgrades.get(version)
-            if hook is not None:
-                log.info("Upgrading settings to version %d", version)
-                hook(self._store)
-        self._store.set_value(_VERSION_KEY, str(target))
-        self._store.sync()
-
-    @property
-    def schema_version(self) -> int:
-        raw = self._store.value(_VERSION_KEY)
-        return SCHEMA_VERSION if raw is None else int(str(raw))
-
-    def get(self, setting: Setting[T]) -> T:
-        raw = self._store.value(setting.name)
-        if raw is None:
-            return _fresh(setting.default)
-        try:
-            return setting.decode(raw)
-        except (ValueError, TypeError) as error:
-            log.warning(
-                "Setting %s has an unusable value (%s); using the default", setting.name, error
-            )
-            return _fresh(setting.default)
-
-    def set(self, setting: Setting[T], value: T) -> None:
-        """Store a value (ValueError when it does not fit) and tell the listeners."""
-        value = setting.validate(value)
-        if self._store.contains(setting.name) and self.get(setting) == value:
-            return
-        self._store.set_value(setting.name, setting.encode(value))
-        self._store.sync()
-        for listener in list(self._listeners):
-            listener(setting, value)
-
-    def set_by_name(self, name: str, text: str) -> None:
-        """Set from text, as a command line gives it (JSON for lists and mappings)."""
-        setting = BY_NAME.get(name)
-        if setting is None:
-            raise ValueError(f"Unknown setting {name!r}. Known: {', '.join(BY_NAME)}.")
-        self.set(setting, setting.decode(text))
-
-    def reset(self, setting: Setting[Any]) -> None:
-        self.set(setting, _fresh(setting.default))
-
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
-
-    def sync(self) -> None:
-        self._store.sync()
-
-
-def _fresh(value: T) -> T:
-    # Lists and mappings are copied so a caller editing the result never edits the default.
-    if isinstance(value, list | dict):
-        return cast(T, json.loads(json.dumps(value)))
-    return value
+        super().__init__(
+            settings_file() if path is None else path,
+            BY_NAME,
+            open_store=open_store,
+            schema_version=schema_version,
+            upgrades=UPGRADES if upgrades is None else upgrades,
+        )
