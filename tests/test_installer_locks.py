@@ -8,6 +8,7 @@ version its range accepts. On failure: `.venv/bin/python packaging/locks/generat
 from __future__ import annotations
 
 import importlib.util
+import re
 import tomllib
 from pathlib import Path
 from types import ModuleType
@@ -33,13 +34,26 @@ def _generator() -> ModuleType:
     return module
 
 
+def _requirements(lock: Path) -> list[str]:
+    """The lock's requirements, each joined with its continued lines (its hashes)."""
+    text = lock.read_text(encoding="utf-8").replace("\\\n", " ")
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
 def _pins(lock: Path) -> dict[str, str]:
     pins = {}
-    for line in lock.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version.split(";")[0].strip()
+    for line in _requirements(lock):
+        name, _, rest = line.partition("==")
+        pins[canonicalize_name(name)] = rest.split(";")[0].split()[0]
     return pins
+
+
+@pytest.mark.parametrize("system", sorted(MARKERS))
+def test_every_pin_carries_the_hashes_of_its_files(system: str) -> None:
+    """The runtime installs with --require-hashes (core/runtime_install.py)."""
+    for requirement in _requirements(LOCKS / f"{system}.txt"):
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]+)", requirement)
+        assert hashes and all(len(digest) == 64 for digest in hashes), requirement
 
 
 @pytest.mark.parametrize("system", sorted(MARKERS))

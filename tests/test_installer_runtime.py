@@ -47,7 +47,7 @@ def test_windows_install_runs_lock_then_torch_then_a_check(windows_app: ri.Layou
 
     uv, python = str(windows_app.app_dir / "uv.exe"), windows_app.runtime / "Scripts/python.exe"
     assert runner.commands == [
-        [uv, "pip", "install", "--python", str(python), "--no-deps", "-r",
+        [uv, "pip", "install", "--python", str(python), "--no-deps", "--require-hashes", "-r",
          str(windows_app.app_dir / "locks" / "windows.txt")],
         [uv, "pip", "install", "--python", str(python), "--index-url",
          "https://download.pytorch.org/whl/cpu", "torch==2.13.0+cpu"],

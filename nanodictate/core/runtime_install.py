@@ -133,8 +133,10 @@ def _pip_install(layout: Layout, *arguments: str) -> list[str]:
 
 
 def dependencies_command(layout: Layout) -> list[str]:
-    # --no-deps: the lock already holds every dependency at its pinned version.
-    return _pip_install(layout, "--no-deps", "-r", str(layout.lock_file))
+    # --no-deps: the lock already holds every dependency at its pinned version, each with
+    # the sha256 of its files on PyPI: a file that differs (a tampered index or mirror) is
+    # refused.
+    return _pip_install(layout, "--no-deps", "--require-hashes", "-r", str(layout.lock_file))
 
 
 def torch_command(layout: Layout, variant: Variant, env: Mapping[str, str]) -> list[str]:

@@ -1,8 +1,13 @@
 """Write the runtime lock files, one per OS, from pyproject.toml's dependencies.
 
-    .venv/bin/python packaging/locks/generate.py        (needs uv and PyPI; ~10 s)
+    .venv/bin/python packaging/locks/generate.py            (needs uv and PyPI; ~10 s)
+    .venv/bin/python packaging/locks/generate.py --upgrade  (newest versions allowed)
 
-Each lock pins every dependency except torch, which the runtime installs per variant from
+Each pin carries the sha256 of every file PyPI has for it, and the runtime installs with
+``--require-hashes``: a file changed on the index or a mirror is refused, not installed.
+Without ``--upgrade`` the pins of the current locks are kept where pyproject.toml still
+allows them (uv's preferences from its output file), so adding a dependency moves nothing
+else. Each lock pins every dependency except torch, which the runtime installs per variant from
 PyPI's or PyTorch's index (core/acceleration.py); torch's own small dependencies (sympy,
 networkx, …) are resolved against its CPU build and stay in the lock. The first line records
 a digest of pyproject.toml's dependency list: tests/test_installer_locks.py fails when the two
@@ -46,30 +51,38 @@ def _torch_version() -> str:
     return TORCH_VERSION
 
 
-def compile_lock(name: str, platform: str, torch_local: str, work: Path) -> str:
+def compile_lock(name: str, platform: str, torch_local: str, work: Path, upgrade: bool) -> str:
     constraint = work / f"torch-{name}.txt"
     constraint.write_text(f"torch=={_torch_version()}{torch_local}\n")
+    output = work / f"{name}.txt"
+    if (LOCKS / f"{name}.txt").is_file() and not upgrade:
+        shutil.copyfile(LOCKS / f"{name}.txt", output)  # uv keeps its pins where it can
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     command = [
         uv, "pip", "compile", str(ROOT / "pyproject.toml"),
         "--python-version", PYTHON_VERSION, "--python-platform", platform,
         "--constraint", str(constraint), "--no-emit-package", "torch",
+        "--generate-hashes", "--output-file", str(output),
         "--no-header", "--no-annotate", "--quiet",
     ]  # fmt: skip
+    if upgrade:
+        command.append("--upgrade")
     if torch_local:  # PyPI's Linux torch is a CUDA build: resolve against the CPU one
         command += (
             ["--find-links", str(LOCAL_TORCH)]
             if LOCAL_TORCH.is_dir()
             else ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
         )
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    return output.read_text(encoding="utf-8")
 
 
 def main() -> int:
+    upgrade = "--upgrade" in sys.argv[1:]
     digest = dependencies_digest()
     with tempfile.TemporaryDirectory() as folder:
         for name, platform, torch_local in TARGETS:
-            pins = compile_lock(name, platform, torch_local, Path(folder))
+            pins = compile_lock(name, platform, torch_local, Path(folder), upgrade)
             header = (
                 f"{DIGEST_PREFIX}{digest}\n"
                 f"# {name}, Python {PYTHON_VERSION}; torch {_torch_version()} is installed per "
@@ -77,7 +90,8 @@ def main() -> int:
                 "packaging/locks/generate.py.\n"
             )
             (LOCKS / f"{name}.txt").write_text(header + pins, encoding="utf-8")
-            print(f"{name}: {len(pins.splitlines())} pins")
+            count = sum(1 for line in pins.splitlines() if line[:1].isalnum())
+            print(f"{name}: {count} pins")
     return 0
 
 
