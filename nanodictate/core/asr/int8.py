@@ -52,11 +52,11 @@ def quantize_rows(
 
 
 # FBGEMM's prepack does not check its allocations: where memory is short it writes through a
-# null pointer and the process dies of SIGSEGV (reproduced under an address-space limit,
-# which is how Windows' commit limit behaves too). So a pack first reserves this many times
-# the block's bytes, which fails as torch's ordinary "can't allocate memory" error instead.
-# Its peak was under 3× the int8 block for every shape of the model (swept limits 0.5–200 MB
-# above the process's size: no crash at 3×, crashes at 2×).
+# null pointer and the process dies of SIGSEGV (reproduced under an address-space limit; a
+# system that does not overcommit, as Windows, fails allocations the same way). So a pack
+# first reserves this many times the block's bytes, which fails as torch's ordinary "can't
+# allocate memory" error instead. Its peak was under 3× the int8 block for every shape of
+# the model (limits swept 0.3–200 MB above the process's size: no crash at 3×, one at 2×).
 _PACK_PEAK_PER_BYTE = 3
 
 
